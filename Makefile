@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` (install + default study), `make test` (tests).
+# Everything installs into .venv; torch is pinned first so pip never pulls CUDA wheels here.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+CORES ?= all
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run test test-fast bench lint dry-run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+
+dry-run: install
+	$(BIN)/snakemake -n
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not workflow and not slow"
+
+lint: install
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results/synthetic results/figures results/logs results/benchmarks .snakemake

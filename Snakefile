@@ -1,0 +1,22 @@
+# hessmask: do the largest parameters of a network span the top eigenspace of its loss Hessian?
+# The study's DAG. Config: config.yaml (+ overlays in configs/ via --configfile), validated
+# against schemas/config.schema.yaml before any job is scheduled.
+
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: Path(workflow.basedir) / "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/synthetic.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

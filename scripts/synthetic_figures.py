@@ -1,0 +1,21 @@
+"""Adapter: grassmann_baselines.zarr -> metric-vs-D and metric-vs-ratio figures of one modality."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+
+from hessmask.jobs import setup_logging
+from hessmask.plots import save_figure, synthetic_vs_dim, synthetic_vs_ratio
+from hessmask.store import open_dataset
+
+log = setup_logging(snakemake.log)  # noqa: F821
+settings = snakemake.params.settings  # noqa: F821
+modality = snakemake.wildcards.modality  # noqa: F821
+ds = open_dataset(snakemake.input[0])  # noqa: F821
+out = Path(snakemake.output[0]).parent  # noqa: F821
+ratios = [r for r in settings["figure_ratios"] if r in ds["ratio"].values]
+dims = [d for d in settings["figure_D"] if d in ds["D"].values]
+save_figure(synthetic_vs_dim(ds, modality, ratios or list(ds["ratio"].values)), out / f"vs_D_{modality}")
+save_figure(synthetic_vs_ratio(ds, modality, dims or list(ds["D"].values)), out / f"vs_ratio_{modality}")
+log.info("figures for %s in %s", modality, out)

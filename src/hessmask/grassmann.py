@@ -1,0 +1,246 @@
+"""Subspace geometry on the Grassmannian: principal angles, the seven normalized metrics, masks.
+
+A k-dimensional subspace of R^D is represented either by a matrix with orthonormal columns
+(shape (D, k), the "O" modality) or by a k-mask of coordinates (an index array, the "B"
+modality: the subspace spanned by the selected standard basis vectors, i.e. the columns of the
+identity). Principal angles sigma in [0, pi/2]^k satisfy cos(sigma) = svd(Q1^T Q2); every metric
+of the study is a function of them, normalized by its maximum so that 0 = same subspace and
+1 = maximally apart (``overlap`` is the one similarity: 1 = same, 0 = orthogonal).
+
+References: seed 000 (Andres-Fernandez et al., "What apples tell about oranges"), section 4.1;
+Edelman, Arias & Smith (1998), "The geometry of algorithms with orthogonality constraints";
+Knyazev & Argentati (2002) for the sine-based computation of small angles.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "METRICS",
+    "MODALITIES",
+    "principal_angles",
+    "metrics_from_angles",
+    "mask_angles",
+    "mask_matrix_angles",
+    "mask_matrix_overlap",
+    "mask_overlap",
+    "iou",
+    "hamming",
+    "sample_stiefel",
+    "sample_mask",
+    "sample_angles",
+]
+
+HALF_PI = np.pi / 2
+
+#: Modalities of the synthetic study: O = orthonormal matrix, B = boolean mask.
+MODALITIES: tuple[str, ...] = ("OO", "OB", "BB")
+
+
+def _geodesic(s: np.ndarray) -> float:
+    return float(np.linalg.norm(s) / (HALF_PI * np.sqrt(s.size)))
+
+
+def _chordal_2(s: np.ndarray) -> float:
+    return float(np.max(2 * np.sin(s / 2)) / np.sqrt(2))
+
+
+def _chordal_f(s: np.ndarray) -> float:
+    return float(np.linalg.norm(2 * np.sin(s / 2)) / np.sqrt(2 * s.size))
+
+
+def _projection_2(s: np.ndarray) -> float:
+    return float(np.max(np.sin(s)))
+
+
+def _projection_f(s: np.ndarray) -> float:
+    return float(np.linalg.norm(np.sin(s)) / np.sqrt(s.size))
+
+
+def _fubini_study(s: np.ndarray) -> float:
+    # prod(cos) underflows for large k; sum logs instead. Any right angle makes it pi/2.
+    c = np.cos(s)
+    if np.any(c <= 0):
+        return 1.0
+    return float(np.arccos(min(1.0, np.exp(np.sum(np.log(c))))) / HALF_PI)
+
+
+def _overlap(s: np.ndarray) -> float:
+    return float(np.mean(np.cos(s) ** 2))
+
+
+#: The seven normalized metrics of STUDY.md section 2, in the paper's order.
+METRICS: dict[str, Callable[[np.ndarray], float]] = {
+    "geodesic": _geodesic,
+    "chordal_2": _chordal_2,
+    "chordal_F": _chordal_f,
+    "projection_2": _projection_2,
+    "projection_F": _projection_f,
+    "fubini_study": _fubini_study,
+    "overlap": _overlap,
+}
+
+
+def metrics_from_angles(angles: np.ndarray) -> dict[str, float]:
+    """All seven normalized metrics from one vector of k principal angles (radians)."""
+    s = np.clip(np.asarray(angles, dtype=np.float64).ravel(), 0.0, HALF_PI)
+    if s.size == 0:
+        raise ValueError("metrics need at least one principal angle (k >= 1)")
+    return {name: fn(s) for name, fn in METRICS.items()}
+
+
+def _check_pair(q1: np.ndarray, q2: np.ndarray) -> None:
+    if q1.ndim != 2 or q2.ndim != 2:
+        raise ValueError(f"expected 2-D (D, k) matrices, got shapes {q1.shape} and {q2.shape}")
+    if q1.shape[0] != q2.shape[0]:
+        raise ValueError(f"ambient dimensions differ: {q1.shape[0]} != {q2.shape[0]}")
+    if q1.shape[1] > q1.shape[0] or q2.shape[1] > q2.shape[0]:
+        raise ValueError(f"k larger than D: shapes {q1.shape} and {q2.shape}")
+
+
+def principal_angles(q1: np.ndarray, q2: np.ndarray, precise: bool = True) -> np.ndarray:
+    """Principal angles (ascending, radians) between span(q1) and span(q2).
+
+    Both inputs must have orthonormal columns. The angles are computed from the singular values
+    of ``q1.T @ q2`` (cosines); with ``precise`` the angles below pi/4 are recomputed from the
+    sines of the residual ``q2 - q1 (q1.T q2)``, which keeps small angles accurate to machine
+    precision instead of sqrt(eps) (as ``scipy.linalg.subspace_angles`` does). Without
+    ``precise`` the cost is one k x k SVD, enough for metrics of random subspaces. If k differs,
+    min(k1, k2) angles are returned.
+    """
+    q1 = np.asarray(q1, dtype=np.float64)
+    q2 = np.asarray(q2, dtype=np.float64)
+    _check_pair(q1, q2)
+    if q1.shape[1] < q2.shape[1]:
+        q1, q2 = q2, q1
+    cross = q1.T @ q2
+    cos = np.clip(np.linalg.svd(cross, compute_uv=False), 0.0, 1.0)  # descending
+    angles = np.arccos(cos)
+    if precise and np.any(cos**2 > 0.5):
+        residual = q2 - q1 @ cross
+        sin = np.clip(np.linalg.svd(residual, compute_uv=False)[::-1], 0.0, 1.0)  # ascending
+        small = cos**2 > 0.5
+        angles[small] = np.arcsin(sin[: cos.size][small])
+    return np.sort(angles)
+
+
+def _as_mask(mask: np.ndarray, dim: int) -> np.ndarray:
+    """Index array of a mask given as indices or as a boolean vector of length ``dim``."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        if mask.size != dim:
+            raise ValueError(f"boolean mask has length {mask.size}, expected D = {dim}")
+        return np.flatnonzero(mask)
+    idx = mask.astype(np.int64).ravel()
+    if idx.size and (idx.min() < 0 or idx.max() >= dim):
+        raise ValueError(f"mask indices must lie in [0, {dim}), got [{idx.min()}, {idx.max()}]")
+    if np.unique(idx).size != idx.size:
+        raise ValueError("mask indices must be distinct")
+    return idx
+
+
+def mask_angles(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> np.ndarray:
+    """Principal angles between two k-masks: 0 for each shared index, pi/2 for the rest.
+
+    Closed form: span(I_A) and span(I_B) share exactly the coordinates of A n B and are
+    orthogonal elsewhere, so no SVD is needed.
+    """
+    a = _as_mask(mask1, dim)
+    b = _as_mask(mask2, dim)
+    k = min(a.size, b.size)
+    shared = np.intersect1d(a, b, assume_unique=True).size
+    angles = np.full(k, HALF_PI)
+    angles[:shared] = 0.0
+    return angles
+
+
+def mask_matrix_angles(mask: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Principal angles between a mask and span(q): singular values of the mask's rows of q."""
+    q = np.asarray(q, dtype=np.float64)
+    idx = _as_mask(mask, q.shape[0])
+    cos = np.clip(np.linalg.svd(q[idx], compute_uv=False), 0.0, 1.0)
+    return np.sort(np.arccos(cos[: min(idx.size, q.shape[1])]))
+
+
+def mask_matrix_overlap(mask: np.ndarray, q: np.ndarray) -> float:
+    """overlap(m_k, Q) = (1/k) sum_{i in mask} ||Q_i||^2, no SVD (STUDY.md section 2).
+
+    ``q`` has orthonormal columns, shape (D, k) with the same k as the mask.
+    """
+    q = np.asarray(q)
+    idx = _as_mask(mask, q.shape[0])
+    if idx.size != q.shape[1]:
+        raise ValueError(f"mask has {idx.size} entries but the basis has k = {q.shape[1]} columns")
+    rows = q[idx].astype(np.float64)
+    return float(np.sum(rows * rows) / idx.size)
+
+
+def mask_overlap(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> float:
+    """overlap of two k-masks: |A n B| / k."""
+    return _overlap(mask_angles(mask1, mask2, dim))
+
+
+def iou(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> float:
+    """Intersection over union of two masks (index arrays or boolean vectors of length dim)."""
+    a = _as_mask(mask1, dim)
+    b = _as_mask(mask2, dim)
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - inter
+    return float(inter / union) if union else 1.0
+
+
+def hamming(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> int:
+    """Hamming distance of two k-masks as in STUDY.md: the indices of one that the other lacks.
+
+    Equals k (1 - overlap), i.e. the number of swaps that turn one mask into the other (half the
+    Hamming distance of the two boolean vectors).
+    """
+    a = _as_mask(mask1, dim)
+    b = _as_mask(mask2, dim)
+    return int(a.size - np.intersect1d(a, b, assume_unique=True).size)
+
+
+def sample_stiefel(dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-uniform (D, k) matrix with orthonormal columns.
+
+    QR of a standard Gaussian matrix, with the signs of diag(R) moved into Q so that the
+    factorization is unique and the distribution exactly Haar (Mezzadri 2007).
+    """
+    _check_sizes(dim, k)
+    gauss = rng.standard_normal((dim, k))
+    q, r = np.linalg.qr(gauss)
+    signs = np.sign(np.diag(r))
+    signs[signs == 0] = 1.0
+    return q * signs
+
+
+def sample_mask(dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random k-subset of range(dim), sorted."""
+    _check_sizes(dim, k)
+    return np.sort(rng.choice(dim, size=k, replace=False))
+
+
+def _check_sizes(dim: int, k: int) -> None:
+    if dim < 1:
+        raise ValueError(f"D must be >= 1, got {dim}")
+    if not 1 <= k <= dim:
+        raise ValueError(f"k must satisfy 1 <= k <= D = {dim}, got k = {k}")
+
+
+def sample_angles(modality: str, dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Principal angles between one independent uniform pair of the given modality.
+
+    ``OO``: two Haar matrices; ``OB``: a Haar matrix and a uniform mask (a row selection);
+    ``BB``: two uniform masks (closed form). seed 000, Algorithm 1.
+    """
+    if modality == "OO":
+        return principal_angles(sample_stiefel(dim, k, rng), sample_stiefel(dim, k, rng), precise=False)
+    if modality == "OB":
+        q = sample_stiefel(dim, k, rng)
+        return mask_matrix_angles(sample_mask(dim, k, rng), q)
+    if modality == "BB":
+        return mask_angles(sample_mask(dim, k, rng), sample_mask(dim, k, rng), dim)
+    raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")

@@ -1,0 +1,77 @@
+"""The Snakemake workflow: lint, dry-runs, and a tiny synthetic study end to end."""
+
+import numpy as np
+import pytest
+
+from hessmask.store import open_dataset
+from workflow import REPO, dry_run_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+CI = str(REPO / "configs" / "ci.yaml")
+
+
+def test_lint(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert "good condition" in proc.stdout + proc.stderr
+
+
+def test_dry_run_default(tmp_path):
+    jobs = dry_run_jobs(tmp_path)
+    assert jobs["synthetic_chunk"] == 8  # D = 16 ... 2048
+    assert jobs["synthetic_figures"] == 3
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ('synthetic={"sample": 3}', "synthetic.sample"),
+        ('synthetic={"samples": "x"}', "synthetic.samples"),
+        ("resuts=elsewhere", "resuts"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, override, key):
+    proc = snakemake(tmp_path, "-n", "--configfile", CI, "--config", override, check=False)
+    assert proc.returncode != 0
+    assert f"'{key}'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("synthetic")
+    snakemake(workdir, "--cores", "2", "--configfile", CI)
+    return workdir
+
+
+def test_synthetic_end_to_end(synthetic_run):
+    ds = open_dataset(synthetic_run / "results" / "synthetic" / "grassmann_baselines.zarr")
+    assert ds["value"].dims == ("modality", "metric", "D", "ratio", "sample")
+    assert list(ds["modality"].values) == ["OO", "OB", "BB"]
+    assert list(ds["D"].values) == [8, 16, 32]
+    assert ds.sizes["sample"] == 6
+    computed = ds["value"].sel(D=16)  # the D with every ratio
+    assert np.isfinite(computed).all()
+    assert float(computed.min()) >= 0.0 and float(computed.max()) <= 1.0 + 1e-12
+    # r = 1: every metric says "same subspace"
+    full = ds["value"].sel(D=16, ratio=1.0)
+    assert np.allclose(full.sel(metric="overlap"), 1.0)
+    assert np.allclose(full.drop_sel(metric="overlap"), 0.0, atol=1e-6)
+    table = (synthetic_run / "results" / "synthetic" / "baselines_table.md").read_text()
+    header = [cell.strip() for cell in table.splitlines()[2].strip("|").split("|")]
+    assert header == ["ratio", "k", "geodesic", "chordal_2", "chordal_F", "projection_2",
+                      "projection_F", "fubini_study", "overlap"]
+    for modality in ["OO", "OB", "BB"]:
+        for kind in ["vs_D", "vs_ratio"]:
+            png = synthetic_run / "results" / "figures" / "synthetic" / f"{kind}_{modality}.png"
+            assert png.stat().st_size > 10_000
+
+
+def test_nothing_to_do_after_run(synthetic_run):
+    assert dry_run_jobs(synthetic_run, "--configfile", CI) == {}
+
+
+def test_more_samples_rerun_synthetic(synthetic_run, tmp_path):
+    overlay = tmp_path / "more.yaml"
+    overlay.write_text("synthetic:\n  samples: 7\n")
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI, str(overlay))
+    assert jobs.get("synthetic_chunk") == 3
