@@ -14,6 +14,8 @@ configfile: Path(workflow.basedir) / "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/synthetic.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
 
 
 rule all:

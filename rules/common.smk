@@ -30,6 +30,7 @@ def all_targets():
     targets = []
     if config["synthetic"]["enabled"]:
         targets += synthetic_targets()
+    targets += experiment_targets()
     return targets
 
 
@@ -46,3 +47,63 @@ def synthetic_targets():
         results("synthetic", "baselines_table.md"),
         *figures,
     ]
+
+
+# ---------------------------------------------------------------- experiments
+
+from hessmask.training import segment_bounds  # noqa: E402
+
+EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
+DATA_DIR = config["data"]["dir"]
+PREPARED_DATASETS = ["mnist5k", "mnist", "cifar10", "cifar100"]
+
+
+def experiment(wildcards):
+    """The validated config of the experiment named by the job's wildcards."""
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def training_settings(wildcards):
+    """What a training job's result depends on: model, data and SGD settings.
+
+    Excludes the record steps, the total step count and the thread count, so that adding
+    record steps or training longer reuses the segments already trained.
+    """
+    exp = experiment(wildcards)
+    train = {k: v for k, v in exp["train"].items() if k not in ("steps", "threads")}
+    return {"model": exp["model"], "dataset": exp["dataset"],
+            "synthetic_samples": exp["synthetic_samples"], "train": train}
+
+
+def prepared_dataset(wildcards):
+    """The prepared npz an experiment reads ([] for imagenet and synthetic data)."""
+    dataset = experiment(wildcards)["dataset"]
+    return [str(Path(DATA_DIR, f"{dataset}.npz"))] if dataset in PREPARED_DATASETS else []
+
+
+def checkpoint_steps(exp):
+    """Every step a checkpoint is written at: the record steps, 0 and the final step."""
+    return sorted({0, exp["train"]["steps"], *exp["record_steps"]})
+
+
+def previous_checkpoint(wildcards):
+    """The checkpoint a training segment starts from ([] for the initialization at step 0)."""
+    exp = experiment(wildcards)
+    step = int(wildcards.step)
+    if step == 0:
+        return []
+    starts = dict((end, start) for start, end in segment_bounds(exp["record_steps"], exp["train"]["steps"]))
+    if step not in starts:
+        raise WorkflowError(f"step {step} is not a checkpoint step of experiment {wildcards.experiment}")
+    return results(wildcards.experiment, "checkpoints", f"step={starts[step]}.pt")
+
+
+def experiment_targets():
+    targets = []
+    for name in EXPERIMENTS:
+        targets += [
+            results(name, "training.zarr"),
+            results(name, "params.zarr"),
+            results(name, "masks.zarr"),
+        ]
+    return targets

@@ -36,11 +36,50 @@ def test_bad_config_stops_before_any_job(tmp_path, override, key):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("overlay", ["mnist16", "cifar10_3c3d", "cifar100_allcnnc", "imagenet_resnet18"])
+def test_dry_run_paper_configs(tmp_path, overlay):
+    jobs = dry_run_jobs(tmp_path, "--configfile", str(REPO / "configs" / f"{overlay}.yaml"))
+    assert jobs["train_segment"] >= 5 and jobs["mask_statistics"] == 1
+
+
+def test_record_step_beyond_trained_range(tmp_path):
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text("experiments:\n  ci_mlp:\n    record_steps: [0, 3, 60]\n")
+    proc = snakemake(tmp_path, "-n", "--configfile", CI, str(overlay), check=False)
+    assert proc.returncode != 0
+    assert "experiments.ci_mlp.record_steps" in proc.stderr + proc.stdout
+    assert "beyond the trained range" in proc.stderr + proc.stdout
+
+
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
+    """The CI config end to end: synthetic baselines and a few training steps of the MLP."""
     workdir = tmp_path_factory.mktemp("synthetic")
     snakemake(workdir, "--cores", "2", "--configfile", CI)
     return workdir
+
+
+def test_training_end_to_end(synthetic_run):
+    out = synthetic_run / "results" / "ci_mlp"
+    training = open_dataset(out / "training.zarr")
+    assert list(training["step"].values) == [0, 3, 6, 8]
+    assert list(training["train_step"].values) == list(range(8))
+    assert np.isfinite(training["batch_loss"]).all()
+    params = open_dataset(out / "params.zarr")
+    assert params["params"].dims == ("step", "param")
+    assert list(params["step"].values) == [0, 3, 6] and params.sizes["param"] == 7030
+    assert not np.array_equal(params["params"].sel(step=0), params["params"].sel(step=6))
+    masks = open_dataset(out / "masks.zarr")
+    assert masks["iou"].dims == ("rho", "step", "step_other")
+    assert float(masks["iou"].min()) > 0 and float(masks["iou"].max()) <= 1
+
+
+def test_later_record_step_trains_only_new_segment(synthetic_run, tmp_path):
+    overlay = tmp_path / "later.yaml"
+    overlay.write_text("experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 10]\n    train: {steps: 10}\n")
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI, str(overlay))
+    assert jobs["train_segment"] == 1  # 6 -> 10 replaces 6 -> 8; earlier segments are reused
+    assert "synthetic_chunk" not in jobs
 
 
 def test_synthetic_end_to_end(synthetic_run):

@@ -75,12 +75,47 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
     return filled
 
 
+#: Datasets each model can read at its input shape ("synthetic" fits every model).
+COMPATIBLE_DATASETS = {
+    "mlp": {"mnist5k", "mnist", "synthetic"},
+    "3c3d": {"cifar10", "synthetic"},
+    "allcnnc": {"cifar100", "synthetic"},
+    "resnet18": {"imagenet", "synthetic"},
+}
+NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
+MODEL_CLASSES = {"mlp": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
+
+
 def check_semantics(config: Mapping[str, Any]) -> None:
     """Cross-key checks the schema cannot express."""
     synthetic = config.get("synthetic", {})
     for i, grid in enumerate(synthetic.get("grids", [])):
         if len(set(grid["ratios"])) != len(grid["ratios"]):
             raise ConfigError(f"config key 'synthetic.grids[{i}].ratios': duplicate ratios {grid['ratios']}")
+    for name, exp in config.get("experiments", {}).items():
+        check_experiment(name, exp)
+
+
+def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
+    """An experiment's steps, subsets and model/dataset pairing are consistent."""
+    key = f"experiments.{name}"
+    steps = exp["record_steps"]
+    if steps != sorted(steps):
+        raise ConfigError(f"config key '{key}.record_steps': steps must be sorted ascending, got {steps}")
+    total = exp["train"]["steps"]
+    if steps[-1] > total:
+        raise ConfigError(f"config key '{key}.record_steps': step {steps[-1]} is beyond the trained "
+                          f"range ({key}.train.steps = {total}); raise train.steps or drop the step")
+    model, dataset = exp["model"], exp["dataset"]
+    if dataset not in COMPATIBLE_DATASETS[model]:
+        raise ConfigError(f"config key '{key}.dataset': model {model} cannot read dataset {dataset} "
+                          f"(compatible: {', '.join(sorted(COMPATIBLE_DATASETS[model]))})")
+    classes = NUM_CLASSES.get(dataset, MODEL_CLASSES[model])
+    for split in ("train", "test"):
+        n = exp["hessian"][f"{split}_samples"]
+        if n % classes:
+            raise ConfigError(f"config key '{key}.hessian.{split}_samples': {n} is not a multiple of "
+                              f"the {classes} classes of {dataset} (subsets are class-balanced)")
 
 
 def load_config(*paths: Path | str, overrides: Mapping | None = None) -> dict:

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,7 +53,7 @@ def write_dataset(ds: xr.Dataset, path: Path | str, encoding: Mapping | None = N
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        ds.to_zarr(tmp, mode="w", encoding=dict(encoding or {}), consolidated=True, zarr_format=3)
+        ds.to_zarr(tmp, mode="w", encoding=dict(encoding or {}), consolidated=False, zarr_format=3)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -67,8 +68,11 @@ def open_dataset(path: Path | str, load: bool = True) -> xr.Dataset:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no zarr store at {path}; run the workflow rule that produces it")
-    ds = xr.open_zarr(path, consolidated=True)
-    return ds.load() if load else ds
+    with warnings.catch_warnings():
+        # Snakemake marks directory outputs with a .snakemake_timestamp file zarr does not know
+        warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
+        ds = xr.open_zarr(path, consolidated=False)
+        return ds.load() if load else ds
 
 
 def config_of(ds: xr.Dataset) -> dict:
