@@ -1,0 +1,129 @@
+"""Random test matrices for sketching, with rows reproducible from (seed, row index) alone.
+
+A test matrix Psi of shape (t, D) is used in two ways: its rows psi_i are the vectors the
+operator is applied to (measurements, which may run in separate processes), and Psi X is applied
+to blocks during recovery. Three kinds:
+
+- ``ssrft``: subsampled randomized trigonometric transform (Woolfe et al. 2008; Tropp et al.
+  2019, section 3.3): Psi = R F P2 S2 F P1 S1 with random signs S, permutations P, the
+  orthonormal DCT-II F and a selection R of t distinct rows. Applying it costs O(D log D) per
+  column and storing it O(D); row i is the i-th selected row of the orthogonal matrix, obtained by
+  applying the transpose to a unit vector.
+- ``gaussian``: i.i.d. N(0, 1) entries; row i drawn from the stream (seed, i).
+- ``rademacher``: i.i.d. random signs; row i drawn from the stream (seed, i).
+
+All DCTs are computed with ``torch.fft`` (Makhoul's algorithm), so the transforms run on the
+device of their inputs (CPU or GPU).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+KINDS = ("ssrft", "gaussian", "rademacher")
+
+
+def dct_ortho(x: torch.Tensor) -> torch.Tensor:
+    """Orthonormal DCT-II along dim 0 (matches ``scipy.fft.dct(x, norm='ortho', axis=0)``)."""
+    n = x.shape[0]
+    v = torch.cat([x[0::2], x[1::2].flip(0)], dim=0)
+    spectrum = torch.fft.fft(v, dim=0)
+    k = torch.arange(n, device=x.device, dtype=x.dtype)
+    twiddle = torch.exp(-1j * math.pi * k / (2 * n)).to(spectrum.dtype)
+    shape = (n,) + (1,) * (x.ndim - 1)
+    out = 2 * (spectrum * twiddle.reshape(shape)).real
+    scale = torch.full((n,), math.sqrt(1 / (2 * n)), dtype=x.dtype, device=x.device)
+    scale[0] = math.sqrt(1 / (4 * n))
+    return out * scale.reshape(shape)
+
+
+def idct_ortho(y: torch.Tensor) -> torch.Tensor:
+    """Inverse (= transpose) of ``dct_ortho`` along dim 0 (orthonormal DCT-III)."""
+    n = y.shape[0]
+    shape = (n,) + (1,) * (y.ndim - 1)
+    scale = torch.full((n,), math.sqrt(2 * n), dtype=y.dtype, device=y.device)
+    scale[0] = math.sqrt(4 * n)
+    full = y * scale.reshape(shape) / 2  # undo ortho scaling and the factor 2 of DCT-II
+    k = torch.arange(n, device=y.device, dtype=y.dtype)
+    twiddle = torch.exp(1j * math.pi * k / (2 * n))
+    shifted = torch.cat([torch.zeros_like(full[:1]), full[1:].flip(0)], dim=0)  # Y_{n-k}, Y_n = 0
+    spectrum = (full - 1j * shifted) * twiddle.reshape(shape)
+    v = torch.fft.ifft(spectrum, dim=0).real
+    x = torch.empty_like(y)
+    half = (n + 1) // 2
+    x[0::2] = v[:half]
+    x[1::2] = v[half:].flip(0)
+    return x
+
+
+class TestMatrix:
+    """A (rows, dim) random test matrix identified by (kind, seed).
+
+    ``rows_block(i0, i1)`` materializes rows i0..i1-1 (each reproducible from the seed and its
+    index); ``apply(X)`` returns Psi @ X for a (dim, m) block.
+    """
+
+    def __init__(self, kind: str, rows: int, dim: int, seed: int):
+        if kind not in KINDS:
+            raise ValueError(f"unknown test matrix {kind!r}; expected one of {KINDS}")
+        if kind == "ssrft" and rows > dim:
+            raise ValueError(f"an SSRFT selects distinct rows: {rows} rows > D = {dim}")
+        self.kind, self.rows, self.dim, self.seed = kind, int(rows), int(dim), int(seed)
+        if kind == "ssrft":
+            rng = np.random.default_rng([self.seed, 0x55F7])
+            self._signs1 = torch.from_numpy(rng.choice([-1.0, 1.0], size=dim))
+            self._perm1 = torch.from_numpy(rng.permutation(dim))
+            self._signs2 = torch.from_numpy(rng.choice([-1.0, 1.0], size=dim))
+            self._perm2 = torch.from_numpy(rng.permutation(dim))
+            self._selected = torch.from_numpy(rng.permutation(dim)[:rows])
+
+    # -- rows -----------------------------------------------------------------------------
+    def rows_block(self, start: int, stop: int, dtype: torch.dtype = torch.float64,
+                   device: str | torch.device = "cpu") -> torch.Tensor:
+        """Rows start..stop-1 as a (stop - start, dim) tensor."""
+        if not 0 <= start <= stop <= self.rows:
+            raise IndexError(f"rows [{start}, {stop}) outside the {self.rows} rows of the test matrix")
+        if self.kind == "ssrft":
+            unit = torch.zeros((self.dim, stop - start), dtype=torch.float64)
+            unit[self._selected[start:stop], torch.arange(stop - start)] = 1.0
+            return self._transpose(unit).T.to(dtype=dtype, device=device).contiguous()
+        out = torch.empty((stop - start, self.dim), dtype=torch.float64)
+        for i in range(start, stop):
+            rng = np.random.default_rng([self.seed, i])
+            row = rng.standard_normal(self.dim) if self.kind == "gaussian" else rng.choice([-1.0, 1.0], self.dim)
+            out[i - start] = torch.from_numpy(row)
+        return out.to(dtype=dtype, device=device)
+
+    # -- products -------------------------------------------------------------------------
+    def apply(self, block: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Psi @ block for a (dim, m) block (float64 result on the block's device)."""
+        block = block.to(torch.float64)
+        if block.shape[0] != self.dim:
+            raise ValueError(f"test matrix of width {self.dim} applied to {block.shape[0]} rows")
+        if self.kind == "ssrft":
+            return self._forward(block)[self._selected.to(block.device)]
+        out = torch.empty((self.rows, block.shape[1]), dtype=torch.float64, device=block.device)
+        for start in range(0, self.rows, chunk):
+            stop = min(self.rows, start + chunk)
+            out[start:stop] = self.rows_block(start, stop, device=block.device) @ block
+        return out
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        dev = x.device
+        x = x * self._signs1.to(dev)[:, None]
+        x = dct_ortho(x[self._perm1.to(dev)])
+        x = x * self._signs2.to(dev)[:, None]
+        return dct_ortho(x[self._perm2.to(dev)])
+
+    def _transpose(self, y: torch.Tensor) -> torch.Tensor:
+        dev = y.device
+        x = idct_ortho(y)
+        undone = torch.empty_like(x)
+        undone[self._perm2.to(dev)] = x
+        x = idct_ortho(undone * self._signs2.to(dev)[:, None])
+        undone = torch.empty_like(x)
+        undone[self._perm1.to(dev)] = x
+        return undone * self._signs1.to(dev)[:, None]

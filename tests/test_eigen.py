@@ -1,0 +1,162 @@
+"""Eigensolvers and test matrices against dense references with known spectra."""
+
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+
+from hessmask import eigen as E
+from hessmask.curvature import HessianOperator
+from hessmask.sketch import KINDS, TestMatrix, dct_ortho, idct_ortho
+
+D = 240
+
+
+def spectrum_matrix(kind: str, seed: int = 0):
+    """A symmetric D x D matrix with a known spectrum and its eigenvectors (columns, by |lambda|)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((D, D)))
+    if kind == "low_rank":
+        lam = np.zeros(D)
+        lam[:12] = np.linspace(9, 1, 12) * np.where(np.arange(12) % 3 == 0, -1, 1)
+    elif kind == "outliers":  # a few outliers over a large bulk, as in trained-network Hessians
+        lam = np.concatenate([np.linspace(60, 25, 8), rng.standard_normal(D - 8)])
+    elif kind == "decay":
+        lam = 0.8 ** np.arange(D) * np.where(np.arange(D) % 2, 1, -1)
+    order = np.argsort(-np.abs(lam), kind="stable")
+    return (q * lam) @ q.T, lam[order], q[:, order]
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 33])
+def test_dct_matches_scipy_and_inverts(n):
+    x = torch.randn(n, 3, dtype=torch.float64)
+    np.testing.assert_allclose(dct_ortho(x).numpy(), scipy.fft.dct(x.numpy(), norm="ortho", axis=0), atol=1e-13)
+    np.testing.assert_allclose(idct_ortho(dct_ortho(x)).numpy(), x.numpy(), atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_test_matrix_rows_and_products(kind):
+    psi = TestMatrix(kind, 20, 50, seed=4)
+    x = torch.randn(50, 3, dtype=torch.float64)
+    full = psi.rows_block(0, 20)
+    np.testing.assert_allclose((full @ x).numpy(), psi.apply(x).numpy(), atol=1e-12)
+    # row i depends on (seed, i) only
+    np.testing.assert_array_equal(psi.rows_block(5, 9).numpy(), TestMatrix(kind, 20, 50, seed=4).rows_block(0, 20)[5:9].numpy())
+    assert not np.array_equal(full.numpy(), TestMatrix(kind, 20, 50, seed=5).rows_block(0, 20).numpy())
+    if kind == "ssrft":  # rows of an orthogonal matrix
+        np.testing.assert_allclose((full @ full.T).numpy(), np.eye(20), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["low_rank", "outliers", "decay"])
+def test_exact_agrees_with_torch(kind):
+    matrix, lam, _ = spectrum_matrix(kind)
+    result = E.exact(E.MatrixOperator(matrix), 10, residual_pairs=10)
+    np.testing.assert_allclose(result.eigenvalues, lam[:10], atol=1e-10)
+    ref = torch.linalg.eigvalsh(torch.from_numpy(matrix)).numpy()
+    np.testing.assert_allclose(np.sort(result.extra["spectrum"]), np.sort(ref), atol=1e-10)
+    assert result.products == D and result.residuals.max() < 1e-9
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_seigh_recovers_low_rank_to_precision(kind):
+    matrix, lam, vecs = spectrum_matrix("low_rank")
+    result = E.seigh(E.MatrixOperator(matrix), 12, outer=24, seed=3, kind=kind, block=8)
+    np.testing.assert_allclose(result.eigenvalues, lam[:12], atol=1e-9)
+    assert E.top_overlap(vecs, result.eigenvectors, 12) > 1 - 1e-10
+    assert result.products == 48
+
+
+def test_seigh_sharded_equals_unsharded_bitwise():
+    matrix, _, _ = spectrum_matrix("outliers")
+    op = E.MatrixOperator(matrix, dtype=torch.float32)
+    spec = E.SketchSpec(D, 30, 60, seed=9)
+    whole = E.seigh_merge([E.seigh_measure(op, spec, 0, 60, block=8)], spec)
+    parts = [E.seigh_measure(op, spec, a, b, block=8) for a, b in [(40, 60), (0, 16), (16, 40)]]
+    sharded = E.seigh_merge(parts, spec)
+    for a, b in zip(whole, sharded):
+        assert np.array_equal(a, b)
+    one = E.seigh_recover(*whole, spec, 10)
+    two = E.seigh_recover(*sharded, spec, 10)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    with pytest.raises(E.SolverError, match="block boundary"):
+        E.seigh_measure(op, spec, 5, 20, block=8)
+    with pytest.raises(E.SolverError, match="tile"):
+        E.seigh_merge(parts[:2], spec)
+
+
+@pytest.mark.parametrize("kind", ["outliers", "decay"])
+def test_baselines_reach_exact_subspace(kind):
+    matrix, _, vecs = spectrum_matrix(kind)
+    op = E.MatrixOperator(matrix)
+    k = 8
+    arpack = E.eigsh(op, k, tol=1e-8)
+    krylov = E.block_krylov(op, k, budget=96, block_size=12)
+    assert E.top_overlap(vecs, arpack.eigenvectors, k) >= 0.99
+    assert E.top_overlap(vecs, krylov.eigenvectors, k) >= 0.99
+    assert krylov.products <= 96 and arpack.products > 0
+
+
+def test_block_krylov_beats_seigh_on_outliers():
+    matrix, _, vecs = spectrum_matrix("outliers")
+    op = E.MatrixOperator(matrix)
+    sketch = E.seigh(op, 8, outer=16, inner=32)
+    krylov = E.block_krylov(op, 8, budget=32, block_size=8)
+    assert E.top_overlap(vecs, krylov.eigenvectors, 8) > E.top_overlap(vecs, sketch.eigenvectors, 8)
+
+
+def test_solvers_on_a_small_network():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 6), torch.nn.Tanh(), torch.nn.Linear(6, 4))
+    x, y = torch.randn(40, 16, dtype=torch.float64), torch.arange(40) % 4
+    op = HessianOperator(model.double(), x, y, dtype=torch.float64, block_size=16)
+    k = 5
+    ref = E.exact(op, k)
+    dense = torch.autograd.functional.hessian(
+        lambda t: torch.nn.functional.cross_entropy(torch.func.functional_call(
+            model, op.unflatten(t), (x,)), y), op.theta())
+    vals = torch.linalg.eigvalsh(dense).numpy()
+    np.testing.assert_allclose(np.sort(np.abs(ref.eigenvalues)), np.sort(np.abs(vals))[-k:], rtol=1e-8)
+    assert E.top_overlap(ref.eigenvectors, E.eigsh(op, k, tol=1e-10).eigenvectors, k) >= 0.99
+    assert E.top_overlap(ref.eigenvectors, E.block_krylov(op, k, budget=op.dim).eigenvectors, k) >= 0.99
+    full = E.seigh(op, k, outer=op.dim // 2, inner=op.dim)
+    assert full.residuals is None and full.products == op.dim
+
+
+def test_aposteriori_within_bounds():
+    matrix, _, _ = spectrum_matrix("decay")
+    op = E.MatrixOperator(matrix)
+    result = E.seigh(op, 6, outer=6, inner=12)
+    approx = (result.eigenvectors * result.eigenvalues) @ result.eigenvectors.T
+    true = np.linalg.norm(matrix - approx)
+    q, eps, trials = 20, 0.5, 200
+    bounds = E.aposteriori_bounds(q, eps)
+    outside = 0
+    for seed in range(trials):
+        est = E.aposteriori_error(op, result.eigenvalues, result.eigenvectors, q, seed)["frobenius_error"]
+        outside += not (1 - eps) * true**2 < est**2 < (1 + eps) * true**2
+    allowed = bounds["p_below"] + bounds["p_above"]
+    # the bound is a probability: the observed failure rate stays below it (with binomial slack)
+    assert outside / trials <= allowed + 3 * np.sqrt(allowed * (1 - allowed) / trials) + 1e-9
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda op: E.exact(op, D + 1), "larger than the operator dimension"),
+        (lambda op: E.seigh(op, 30, outer=20), "larger than the product budget"),
+        (lambda op: E.seigh(op, 5, outer=20, inner=10), "inner sketch size 10 < outer"),
+        (lambda op: E.seigh(op, 5, outer=200, inner=400), "exceed D"),
+        (lambda op: E.block_krylov(op, 50, budget=40), "larger than the product budget"),
+        (lambda op: E.eigsh(op, D), "ARPACK needs k < D"),
+    ],
+)
+def test_bad_sizes(call, match):
+    matrix, _, _ = spectrum_matrix("decay")
+    with pytest.raises(E.SolverError, match=match):
+        call(E.MatrixOperator(matrix))
+
+
+def test_nonsymmetric_operator_rejected_by_seigh():
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match="not symmetric"):
+        E.seigh(E.MatrixOperator(rng.standard_normal((D, D))), 4, outer=8)
