@@ -37,3 +37,7 @@ lint: install
 
 clean:
 	rm -rf results/synthetic results/figures results/logs results/benchmarks .snakemake
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/eigensolvers.py

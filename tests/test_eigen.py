@@ -7,7 +7,7 @@ import torch
 
 from hessmask import eigen as E
 from hessmask.curvature import HessianOperator
-from hessmask.sketch import KINDS, TestMatrix, dct_ortho, idct_ortho
+from hessmask.sketch import KINDS, TestMatrix, dct_ortho, dct_ortho_torch, idct_ortho, idct_ortho_torch
 
 D = 240
 
@@ -28,10 +28,13 @@ def spectrum_matrix(kind: str, seed: int = 0):
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 16, 33])
-def test_dct_matches_scipy_and_inverts(n):
+@pytest.mark.parametrize("pair", [(dct_ortho, idct_ortho), (dct_ortho_torch, idct_ortho_torch)])
+def test_dct_matches_scipy_and_inverts(n, pair):
+    """Both the CPU (scipy) and the device (torch.fft, Makhoul) transforms."""
+    dct, idct = pair
     x = torch.randn(n, 3, dtype=torch.float64)
-    np.testing.assert_allclose(dct_ortho(x).numpy(), scipy.fft.dct(x.numpy(), norm="ortho", axis=0), atol=1e-13)
-    np.testing.assert_allclose(idct_ortho(dct_ortho(x)).numpy(), x.numpy(), atol=1e-13)
+    np.testing.assert_allclose(dct(x).numpy(), scipy.fft.dct(x.numpy(), norm="ortho", axis=0), atol=1e-13)
+    np.testing.assert_allclose(idct(dct(x)).numpy(), x.numpy(), atol=1e-13)
 
 
 @pytest.mark.parametrize("kind", KINDS)

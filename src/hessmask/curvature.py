@@ -136,7 +136,7 @@ class HessianOperator(CurvatureOperator):
         def hvp(v: torch.Tensor) -> torch.Tensor:
             return jvp(gradient, (theta,), (v,))[1]
 
-        return vmap(hvp)(vectors)
+        return hvp(vectors[0])[None] if len(vectors) == 1 else vmap(hvp)(vectors)
 
 
 class GGNOperator(CurvatureOperator):
@@ -156,7 +156,7 @@ class GGNOperator(CurvatureOperator):
             hjv = probs * jv - probs * (probs * jv).sum(-1, keepdim=True)
             return pullback(hjv)[0]
 
-        return vmap(ggn_vp)(vectors)
+        return ggn_vp(vectors[0])[None] if len(vectors) == 1 else vmap(ggn_vp)(vectors)
 
 
 OPERATORS: dict[str, type[CurvatureOperator]] = {"hessian": HessianOperator, "ggn": GGNOperator}

@@ -213,7 +213,7 @@ def seigh_measure(operator: Any, spec: SketchSpec, start: int, stop: int, block:
         hi = min(stop, lo + block)
         rows = psi_right.rows_block(lo, hi, dtype=operator.dtype, device=operator.device)
         measured = torch.as_tensor(operator.matmat(rows.T))
-        inner[:, lo - start: hi - start] = psi_left.apply(measured).cpu().numpy()
+        inner[:, lo - start: hi - start] = psi_left.apply(measured).double().cpu().numpy()
         if lo < spec.outer:
             keep = min(hi, spec.outer) - lo
             outer[:, lo - start: lo - start + keep] = measured[:, :keep].cpu().numpy()

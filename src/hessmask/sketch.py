@@ -21,13 +21,32 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft
 import torch
 
 KINDS = ("ssrft", "gaussian", "rademacher")
 
 
 def dct_ortho(x: torch.Tensor) -> torch.Tensor:
-    """Orthonormal DCT-II along dim 0 (matches ``scipy.fft.dct(x, norm='ortho', axis=0)``)."""
+    """Orthonormal DCT-II along dim 0 (matches ``scipy.fft.dct(x, norm='ortho', axis=0)``).
+
+    On CPU, scipy's real-to-real transform is used (about 3x faster than a complex FFT); on other
+    devices, Makhoul's algorithm with ``torch.fft``.
+    """
+    if x.device.type == "cpu":
+        return torch.from_numpy(scipy.fft.dct(x.numpy(), norm="ortho", axis=0, workers=torch.get_num_threads()))
+    return dct_ortho_torch(x)
+
+
+def idct_ortho(y: torch.Tensor) -> torch.Tensor:
+    """Inverse (= transpose) of ``dct_ortho`` along dim 0 (orthonormal DCT-III)."""
+    if y.device.type == "cpu":
+        return torch.from_numpy(scipy.fft.idct(y.numpy(), norm="ortho", axis=0, workers=torch.get_num_threads()))
+    return idct_ortho_torch(y)
+
+
+def dct_ortho_torch(x: torch.Tensor) -> torch.Tensor:
+    """``dct_ortho`` with ``torch.fft`` on any device (Makhoul 1980)."""
     n = x.shape[0]
     v = torch.cat([x[0::2], x[1::2].flip(0)], dim=0)
     spectrum = torch.fft.fft(v, dim=0)
@@ -40,8 +59,8 @@ def dct_ortho(x: torch.Tensor) -> torch.Tensor:
     return out * scale.reshape(shape)
 
 
-def idct_ortho(y: torch.Tensor) -> torch.Tensor:
-    """Inverse (= transpose) of ``dct_ortho`` along dim 0 (orthonormal DCT-III)."""
+def idct_ortho_torch(y: torch.Tensor) -> torch.Tensor:
+    """``idct_ortho`` with ``torch.fft`` on any device."""
     n = y.shape[0]
     shape = (n,) + (1,) * (y.ndim - 1)
     scale = torch.full((n,), math.sqrt(2 * n), dtype=y.dtype, device=y.device)
@@ -86,36 +105,35 @@ class TestMatrix:
         """Rows start..stop-1 as a (stop - start, dim) tensor."""
         if not 0 <= start <= stop <= self.rows:
             raise IndexError(f"rows [{start}, {stop}) outside the {self.rows} rows of the test matrix")
-        if self.kind == "ssrft":
-            unit = torch.zeros((self.dim, stop - start), dtype=torch.float64)
+        if self.kind == "ssrft":  # transforms run in the requested precision
+            unit = torch.zeros((self.dim, stop - start), dtype=dtype)
             unit[self._selected[start:stop], torch.arange(stop - start)] = 1.0
-            return self._transpose(unit).T.to(dtype=dtype, device=device).contiguous()
+            return self._transpose(unit).T.to(device=device).contiguous()
         out = torch.empty((stop - start, self.dim), dtype=torch.float64)
         for i in range(start, stop):
             rng = np.random.default_rng([self.seed, i])
             row = rng.standard_normal(self.dim) if self.kind == "gaussian" else rng.choice([-1.0, 1.0], self.dim)
-            out[i - start] = torch.from_numpy(row)
+            out[i - start] = torch.from_numpy(row)  # drawn in float64 whatever the output dtype
         return out.to(dtype=dtype, device=device)
 
     # -- products -------------------------------------------------------------------------
     def apply(self, block: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """Psi @ block for a (dim, m) block (float64 result on the block's device)."""
-        block = block.to(torch.float64)
+        """Psi @ block for a (dim, m) block, in the block's precision and on its device."""
         if block.shape[0] != self.dim:
             raise ValueError(f"test matrix of width {self.dim} applied to {block.shape[0]} rows")
         if self.kind == "ssrft":
             return self._forward(block)[self._selected.to(block.device)]
-        out = torch.empty((self.rows, block.shape[1]), dtype=torch.float64, device=block.device)
+        out = torch.empty((self.rows, block.shape[1]), dtype=block.dtype, device=block.device)
         for start in range(0, self.rows, chunk):
             stop = min(self.rows, start + chunk)
-            out[start:stop] = self.rows_block(start, stop, device=block.device) @ block
+            out[start:stop] = self.rows_block(start, stop, dtype=block.dtype, device=block.device) @ block
         return out
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         dev = x.device
-        x = x * self._signs1.to(dev)[:, None]
+        x = x * self._signs1.to(device=dev, dtype=x.dtype)[:, None]
         x = dct_ortho(x[self._perm1.to(dev)])
-        x = x * self._signs2.to(dev)[:, None]
+        x = x * self._signs2.to(device=dev, dtype=x.dtype)[:, None]
         return dct_ortho(x[self._perm2.to(dev)])
 
     def _transpose(self, y: torch.Tensor) -> torch.Tensor:
@@ -123,7 +141,7 @@ class TestMatrix:
         x = idct_ortho(y)
         undone = torch.empty_like(x)
         undone[self._perm2.to(dev)] = x
-        x = idct_ortho(undone * self._signs2.to(dev)[:, None])
+        x = idct_ortho(undone * self._signs2.to(device=dev, dtype=y.dtype)[:, None])
         undone = torch.empty_like(x)
         undone[self._perm1.to(dev)] = x
-        return undone * self._signs1.to(dev)[:, None]
+        return undone * self._signs1.to(device=dev, dtype=y.dtype)[:, None]

@@ -212,7 +212,7 @@ def train_segment(
         torch.manual_seed(step_seed(settings.seed, step, 1))  # dropout draws of this step
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"training diverged: loss = {value} at step {step} (lr = {settings.lr}); "
