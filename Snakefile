@@ -16,6 +16,8 @@ include: "rules/common.smk"
 include: "rules/synthetic.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/eigen.smk"
+include: "rules/metrics.smk"
 
 
 rule all:

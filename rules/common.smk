@@ -51,6 +51,7 @@ def synthetic_targets():
 
 # ---------------------------------------------------------------- experiments
 
+from hessmask.config import eigen_steps, exact_k, hessian_splits  # noqa: E402
 from hessmask.training import segment_bounds  # noqa: E402
 
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
@@ -98,12 +99,44 @@ def previous_checkpoint(wildcards):
     return results(wildcards.experiment, "checkpoints", f"step={starts[step]}.pt")
 
 
+def eigen_settings(wildcards):
+    """What an eigen job's result depends on (not the list of steps, not the thread count)."""
+    eigen = experiment(wildcards)["eigen"]
+    return {k: v for k, v in eigen.items() if k not in ("steps", "threads")}
+
+
+def eigen_gpu(wildcards):
+    return int(experiment(wildcards)["eigen"]["device"].startswith("cuda"))
+
+
+def eigen_methods(exp):
+    """Solvers run per (step, split): exact (if enabled) and seigh (if enabled)."""
+    return [m for m, on in (("exact", exp["eigen"]["exact"]), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
+
+
+def eigen_jobs(exp):
+    """(split, step) pairs whose Hessians are decomposed."""
+    return [(split, step) for split in hessian_splits(exp) for step in eigen_steps(exp)]
+
+
+def eigen_store(name, method, split, step):
+    folder = "eigen_exact" if method == "exact" else "eigen"
+    return results(name, folder, split, f"step={step}.zarr")
+
+
+def eigen_stores_of_step(wildcards):
+    exp = experiment(wildcards)
+    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step) for m in eigen_methods(exp)]
+
+
 def experiment_targets():
     targets = []
-    for name in EXPERIMENTS:
+    for name, exp in EXPERIMENTS.items():
         targets += [
             results(name, "training.zarr"),
             results(name, "params.zarr"),
             results(name, "masks.zarr"),
         ]
+        if eigen_methods(exp) and hessian_splits(exp):
+            targets += [results(name, "metrics.zarr"), results(name, "summary.md")]
     return targets

@@ -5,7 +5,7 @@ import torch
 
 from hessmask.models import INPUT_SHAPES, MODELS, build_model, num_parameters
 
-EXPECTED_D = {"mlp": 7030, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
+EXPECTED_D = {"mlp_tiny": 2154, "mlp": 7030, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -45,3 +45,9 @@ def test_cli_prints_counts():
 
     out = subprocess.run([sys.executable, "-m", "hessmask.models"], capture_output=True, text=True, check=True).stdout
     assert "mlp" in out and "7,030" in out and "11,689,512" in out
+
+
+def test_config_table_of_dims_matches_models():
+    from hessmask.config import MODEL_DIMS
+
+    assert MODEL_DIMS == EXPECTED_D

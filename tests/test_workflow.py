@@ -67,7 +67,7 @@ def test_training_end_to_end(synthetic_run):
     assert np.isfinite(training["batch_loss"]).all()
     params = open_dataset(out / "params.zarr")
     assert params["params"].dims == ("step", "param")
-    assert list(params["step"].values) == [0, 3, 6] and params.sizes["param"] == 7030
+    assert list(params["step"].values) == [0, 3, 6] and params.sizes["param"] == 2154
     assert not np.array_equal(params["params"].sel(step=0), params["params"].sel(step=6))
     masks = open_dataset(out / "masks.zarr")
     assert masks["iou"].dims == ("rho", "step", "step_other")

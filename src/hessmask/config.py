@@ -78,12 +78,39 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
 #: Datasets each model can read at its input shape ("synthetic" fits every model).
 COMPATIBLE_DATASETS = {
     "mlp": {"mnist5k", "mnist", "synthetic"},
+    "mlp_tiny": {"mnist5k", "mnist", "synthetic"},
     "3c3d": {"cifar10", "synthetic"},
     "allcnnc": {"cifar100", "synthetic"},
     "resnet18": {"imagenet", "synthetic"},
 }
 NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
-MODEL_CLASSES = {"mlp": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
+MODEL_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
+#: D of each model with its default classes (tests check these against hessmask.models).
+MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2154, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
+
+
+def eigen_steps(exp: Mapping[str, Any]) -> list[int]:
+    """The record steps whose Hessians are decomposed."""
+    steps = exp["eigen"]["steps"]
+    return list(exp["record_steps"]) if steps is None else list(steps)
+
+
+def hessian_splits(exp: Mapping[str, Any]) -> list[str]:
+    """Splits with a non-empty Hessian subset."""
+    return [s for s in ("train", "test") if exp["hessian"][f"{s}_samples"] > 0]
+
+
+def sketch_sizes(exp: Mapping[str, Any]) -> tuple[int, int]:
+    """(outer, inner) of the experiment's sketch."""
+    sketch = exp["eigen"]["sketch"]
+    return sketch["outer"], sketch["inner"] or 2 * sketch["outer"]
+
+
+def exact_k(exp: Mapping[str, Any]) -> int:
+    """Eigenvectors kept by the exact solve."""
+    dim = MODEL_DIMS[exp["model"]]
+    k = exp["eigen"]["exact_k"]
+    return min(dim, k if k is not None else max(1, round(max(exp["masks"]["rho"]) * dim)))
 
 
 def check_semantics(config: Mapping[str, Any]) -> None:
@@ -110,6 +137,24 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
     if dataset not in COMPATIBLE_DATASETS[model]:
         raise ConfigError(f"config key '{key}.dataset': model {model} cannot read dataset {dataset} "
                           f"(compatible: {', '.join(sorted(COMPATIBLE_DATASETS[model]))})")
+    extra = sorted(set(eigen_steps(exp)) - set(steps))
+    if extra:
+        raise ConfigError(f"config key '{key}.eigen.steps': {extra} are not record steps ({key}.record_steps)")
+    dim = MODEL_DIMS[model]
+    outer, inner = sketch_sizes(exp)
+    if exp["eigen"]["sketch"]["enabled"]:
+        if inner < outer:
+            raise ConfigError(f"config key '{key}.eigen.sketch.inner': {inner} < outer = {outer}")
+        if inner > dim:
+            raise ConfigError(f"config key '{key}.eigen.sketch.inner': sketch size {inner} exceeds the "
+                              f"D = {dim} parameters of {model}")
+        shards = exp["eigen"]["sketch"]["shards"]
+        blocks = -(-inner // exp["eigen"]["block_size"])
+        if shards > blocks:
+            raise ConfigError(f"config key '{key}.eigen.sketch.shards': {shards} shards for only {blocks} "
+                              f"blocks of {exp['eigen']['block_size']} measurements; lower shards or block_size")
+    if exp["eigen"]["exact_k"] is not None and exp["eigen"]["exact_k"] > dim:
+        raise ConfigError(f"config key '{key}.eigen.exact_k': {exp['eigen']['exact_k']} exceeds D = {dim}")
     classes = NUM_CLASSES.get(dataset, MODEL_CLASSES[model])
     for split in ("train", "test"):
         n = exp["hessian"][f"{split}_samples"]

@@ -4,6 +4,8 @@
 - ``3c3d``: DeepOBS's CIFAR-10 3c3d (three conv, three dense layers), D = 895,210.
 - ``allcnnc``: DeepOBS's All-CNN-C for CIFAR-100 (Springenberg et al. 2015), D = 1,387,108.
 - ``resnet18``: the ImageNet ResNet-18 (He et al. 2016) with BatchNorm, D = 11,689,512.
+- ``mlp_tiny``: 256-8-10 with tanh, D = 2154: the same input as ``mlp`` at a size whose exact
+  Hessian takes seconds (tests and the CI config).
 
 Parameters are initialized from an explicit seed (``build_model(name, seed)``), so the same seed
 gives bitwise the same network. Run ``python -m hessmask.models`` for the parameter counts.
@@ -20,6 +22,7 @@ from torch import nn
 #: name -> input shape (C, H, W) at the paper's input size.
 INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "mlp": (1, 16, 16),
+    "mlp_tiny": (1, 16, 16),
     "3c3d": (3, 32, 32),
     "allcnnc": (3, 32, 32),
     "resnet18": (3, 224, 224),
@@ -180,11 +183,12 @@ def _resnet18(classes: int) -> nn.Module:
 
 MODELS: dict[str, Callable[[int], nn.Module]] = {
     "mlp": _mlp,
+    "mlp_tiny": lambda classes: MLP(hidden=(8,), classes=classes),
     "3c3d": _three_c3d,
     "allcnnc": _allcnnc,
     "resnet18": _resnet18,
 }
-DEFAULT_CLASSES = {"mlp": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
+DEFAULT_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
 
 
 def build_model(name: str, seed: int, classes: int | None = None) -> nn.Module:
