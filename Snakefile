@@ -18,6 +18,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/eigen.smk"
 include: "rules/metrics.smk"
+include: "rules/figures.smk"
 
 
 rule all:

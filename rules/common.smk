@@ -51,7 +51,7 @@ def synthetic_targets():
 
 # ---------------------------------------------------------------- experiments
 
-from hessmask.config import eigen_steps, exact_k, hessian_splits  # noqa: E402
+from hessmask.config import eigen_steps, exact_k, exact_steps, hessian_splits  # noqa: E402
 from hessmask.training import segment_bounds  # noqa: E402
 
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
@@ -105,13 +105,19 @@ def eigen_settings(wildcards):
     return {k: v for k, v in eigen.items() if k not in ("steps", "threads")}
 
 
+def exact_settings(wildcards):
+    """What the exact solve depends on: the eigen settings less those of the sketch."""
+    return {k: v for k, v in eigen_settings(wildcards).items() if k not in ("sketch", "aposteriori_samples")}
+
+
 def eigen_gpu(wildcards):
     return int(experiment(wildcards)["eigen"]["device"].startswith("cuda"))
 
 
-def eigen_methods(exp):
-    """Solvers run per (step, split): exact (if enabled) and seigh (if enabled)."""
-    return [m for m, on in (("exact", exp["eigen"]["exact"]), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
+def eigen_methods(exp, step=None):
+    """Solvers run at a step (any step if None): exact where configured, and seigh if enabled."""
+    exact = exp["eigen"]["exact"] and (step is None or int(step) in exact_steps(exp))
+    return [m for m, on in (("exact", exact), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
 
 
 def eigen_jobs(exp):
@@ -126,7 +132,8 @@ def eigen_store(name, method, split, step):
 
 def eigen_stores_of_step(wildcards):
     exp = experiment(wildcards)
-    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step) for m in eigen_methods(exp)]
+    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step)
+            for m in eigen_methods(exp, wildcards.step)]
 
 
 def experiment_targets():
@@ -139,4 +146,34 @@ def experiment_targets():
         ]
         if eigen_methods(exp) and hessian_splits(exp):
             targets += [results(name, "metrics.zarr"), results(name, "summary.md")]
+            targets += [results("figures", name, f"{fig}.{ext}") for fig in EXPERIMENT_FIGURES
+                        for ext in ("png", "pdf")]
     return targets
+
+
+# ---------------------------------------------------------------- figures
+
+EXPERIMENT_FIGURES = {
+    "crystallization": ("Crystallization", "crystallization.rst"),
+    "metrics_over_steps": ("Grassmannian metrics", "metrics_over_steps.rst"),
+    "kappa_accuracy": ("Training and concentration", "kappa_accuracy.rst"),
+    "similarity_matrices": ("Similarity between steps", "similarity_matrices.rst"),
+    "exact_vs_sketched": ("Exact vs sketched", "exact_vs_sketched.rst"),
+    "overlap_vs_k": ("Overlap vs k", "overlap_vs_k.rst"),
+    "magnitude_vs_random": ("Magnitude vs random masks", "magnitude_vs_random.rst"),
+    "runtime_breakdown": ("Runtime", "runtime_breakdown.rst"),
+}
+
+
+def figure_outputs(ext):
+    return {
+        name: report(
+            results("figures", "{experiment}", f"{name}.{ext}"),
+            category="{experiment}",
+            subcategory=label,
+            caption=f"../report/{caption}",
+        )
+        if ext == "png"
+        else results("figures", "{experiment}", f"{name}.{ext}")
+        for name, (label, caption) in EXPERIMENT_FIGURES.items()
+    }

@@ -23,6 +23,7 @@ rule sketch_shard:
         step=r"\d+",
         shard=r"\d+",
     threads: lambda wc: experiment(wc)["eigen"]["threads"]
+    priority: 40
     resources:
         gpu=eigen_gpu,
     conda:
@@ -55,6 +56,7 @@ rule sketch_solve:
         split="train|test",
         step=r"\d+",
     threads: lambda wc: experiment(wc)["eigen"]["threads"]
+    priority: 40
     resources:
         gpu=eigen_gpu,
     conda:
@@ -71,7 +73,7 @@ rule exact_solve:
     output:
         directory(results("{experiment}", "eigen_exact", "{split}", "step={step}.zarr")),
     params:
-        eigen=eigen_settings,
+        eigen=exact_settings,
         samples=lambda wc: experiment(wc)["hessian"][f"{wc.split}_samples"],
         imagenet_root=config["data"]["imagenet_root"],
         experiment=training_settings,
@@ -84,6 +86,7 @@ rule exact_solve:
         split="train|test",
         step=r"\d+",
     threads: lambda wc: experiment(wc)["eigen"]["threads"]
+    priority: 40
     resources:
         gpu=eigen_gpu,
     conda:

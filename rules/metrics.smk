@@ -10,7 +10,7 @@ rule step_metrics:
     output:
         directory(results("{experiment}", "metrics", "{split}", "step={step}.zarr")),
     params:
-        methods=lambda wc: eigen_methods(experiment(wc)),
+        methods=lambda wc: eigen_methods(experiment(wc), wc.step),
         rho=lambda wc: experiment(wc)["masks"]["rho"],
         metrics=lambda wc: experiment(wc)["metrics"],
     log:
@@ -32,13 +32,14 @@ rule metrics_aggregate:
                             for split, step in eigen_jobs(experiment(wc))],
         eigen=lambda wc: [eigen_store(wc.experiment, method, split, step)
                           for split, step in eigen_jobs(experiment(wc))
-                          for method in eigen_methods(experiment(wc))],
+                          for method in eigen_methods(experiment(wc), step)],
     output:
         store=directory(results("{experiment}", "metrics.zarr")),
         summary=results("{experiment}", "summary.md"),
     params:
         jobs=lambda wc: eigen_jobs(experiment(wc)),
-        methods=lambda wc: eigen_methods(experiment(wc)),
+        methods=lambda wc: {f"{split}/{step}": eigen_methods(experiment(wc), step)
+                            for split, step in eigen_jobs(experiment(wc))},
         rho=lambda wc: experiment(wc)["masks"]["rho"],
         model=lambda wc: experiment(wc)["model"],
     log:

@@ -30,7 +30,12 @@ rule synthetic_aggregate:
         expand(results("synthetic", "chunks", "D={D}.zarr"), D=list(SYNTHETIC_CELLS)),
     output:
         store=directory(results("synthetic", "grassmann_baselines.zarr")),
-        csv=results("synthetic", "baselines_table.csv"),
+        csv=report(
+            results("synthetic", "baselines_table.csv"),
+            category="Synthetic baselines",
+            subcategory="Table 1",
+            caption="../report/baselines_table.rst",
+        ),
         md=results("synthetic", "baselines_table.md"),
     params:
         settings=config["synthetic"],
@@ -48,11 +53,19 @@ rule synthetic_figures:
     input:
         rules.synthetic_aggregate.output.store,
     output:
-        expand(
-            results("figures", "synthetic", "{kind}_{{modality}}.{ext}"),
-            kind=SYNTHETIC_FIGURES,
-            ext=["png", "pdf"],
+        vs_d=report(
+            results("figures", "synthetic", "vs_D_{modality}.png"),
+            category="Synthetic baselines",
+            subcategory="Metric vs D",
+            caption="../report/synthetic_vs_D.rst",
         ),
+        vs_ratio=report(
+            results("figures", "synthetic", "vs_ratio_{modality}.png"),
+            category="Synthetic baselines",
+            subcategory="Metric vs ratio",
+            caption="../report/synthetic_vs_ratio.rst",
+        ),
+        pdfs=expand(results("figures", "synthetic", "{kind}_{{modality}}.pdf"), kind=SYNTHETIC_FIGURES),
     params:
         settings=config["synthetic"],
     log:

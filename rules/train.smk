@@ -20,6 +20,7 @@ rule train_segment:
     wildcard_constraints:
         step=r"\d+",
     threads: lambda wc: experiment(wc)["train"]["threads"]
+    priority: 50
     resources:
         gpu=lambda wc: int(experiment(wc)["train"]["device"].startswith("cuda")),
     conda:

@@ -18,14 +18,13 @@ log = setup_logging(sm.log)
 dim = MODEL_DIMS[sm.params.model]
 jobs = [tuple(job) for job in sm.params.jobs]
 per_step = {job: open_dataset(path) for job, path in zip(jobs, sm.input.metrics)}
-keys = [(method, split, step) for split, step in jobs for method in sm.params.methods]
+keys = [(method, split, step) for split, step in jobs for method in sm.params.methods[f"{split}/{step}"]]
 stores = {key: open_dataset(path, load=False) for key, path in zip(keys, sm.input.eigen)}
 ds = xr.merge([combine_metrics(per_step, dim), eigenspace_pairs(stores, sm.params.rho, dim)], combine_attrs="override")
-ds.attrs = {**provenance({"rho": sm.params.rho, "methods": sm.params.methods}), "D": dim}
+ds.attrs = {**provenance({"rho": sm.params.rho}), "D": dim}
 write_dataset(ds, sm.output.store)
 diagnostics = {}
-if {"exact", "seigh"} <= set(sm.params.methods):
-    k = k_of_rho(dim, 0.05)
-    diagnostics = {(split, step): sketch_diagnostics(stores[("exact", split, step)], stores[("seigh", split, step)], k)
-                   for split, step in jobs}
+k = k_of_rho(dim, 0.05)
+diagnostics = {(split, step): sketch_diagnostics(stores[("exact", split, step)], stores[("seigh", split, step)], k)
+               for split, step in jobs if ("exact", split, step) in stores and ("seigh", split, step) in stores}
 Path(sm.output.summary).write_text(summary_markdown(sm.wildcards.experiment, ds, diagnostics))

@@ -13,7 +13,7 @@ log = setup_logging(snakemake.log)  # noqa: F821
 settings = snakemake.params.settings  # noqa: F821
 modality = snakemake.wildcards.modality  # noqa: F821
 ds = open_dataset(snakemake.input[0])  # noqa: F821
-out = Path(snakemake.output[0]).parent  # noqa: F821
+out = Path(snakemake.output.vs_d).parent  # noqa: F821
 ratios = [r for r in settings["figure_ratios"] if r in ds["ratio"].values]
 dims = [d for d in settings["figure_D"] if d in ds["D"].values]
 save_figure(synthetic_vs_dim(ds, modality, ratios or list(ds["ratio"].values)), out / f"vs_D_{modality}")

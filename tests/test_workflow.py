@@ -114,3 +114,68 @@ def test_more_samples_rerun_synthetic(synthetic_run, tmp_path):
     overlay.write_text("synthetic:\n  samples: 7\n")
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI, str(overlay))
     assert jobs.get("synthetic_chunk") == 3
+
+
+def test_eigen_and_metrics_end_to_end(synthetic_run):
+    out = synthetic_run / "results" / "ci_mlp"
+    for folder, k in [("eigen", 120), ("eigen_exact", 431)]:
+        store = open_dataset(out / folder / "test" / "step=6.zarr")
+        assert store["eigenvectors"].dims == ("param", "k_index")
+        assert store["eigenvectors"].dtype == np.float32 and store.sizes["k_index"] == k
+        values = store["eigenvalues"].values
+        assert np.all(np.diff(np.abs(values)) <= 1e-12)  # descending |lambda|
+        assert store.attrs["products"] in (240, 2154)
+        assert store["residual_norm"].size == 5
+    metrics = open_dataset(out / "metrics.zarr")
+    assert metrics["overlap"].dims == ("method", "split", "step", "k")
+    assert list(metrics["method"].values) == ["exact", "seigh"]
+    assert list(metrics["split"].values) == ["train", "test"]
+    assert metrics["grassmann"].dims == ("method", "split", "step", "rho", "metric")
+    assert metrics["eigenspace_overlap"].dims == ("method", "split", "rho", "step", "step_other")
+    exact = metrics["overlap"].sel({"method": "exact"})
+    assert float(exact.min()) >= 0 and float(exact.max()) <= 1 + 1e-6
+    np.testing.assert_allclose(metrics["chance"].values, metrics["k"].values / 2154)
+    # overlap at k = D-fraction 0.2 from the cumulative formula equals the Grassmannian overlap metric
+    k = round(0.2 * 2154)
+    np.testing.assert_allclose(
+        exact.sel(k=k).values,
+        metrics["grassmann"].sel({"method": "exact", "rho": 0.2, "metric": "overlap"}).values, atol=1e-6)
+    summary = (out / "summary.md").read_text()
+    assert "seigh - exact" in summary and "| test | 6 |" in summary
+
+
+def overlay(tmp_path, text):
+    path = tmp_path / "overlay.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
+                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      sketch: {seed: 7}\n"))
+    assert jobs["sketch_shard"] == 12 and jobs["sketch_solve"] == 6 and jobs["step_metrics"] == 6
+    assert "train_segment" not in jobs and "exact_solve" not in jobs
+
+
+def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
+                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 8]\n"))
+    assert jobs.pop("exact_solve") == 2 and jobs.pop("sketch_solve") == 2 and jobs.pop("sketch_shard") == 4
+    assert jobs.pop("step_metrics") == 2
+    assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves", "all"}
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("experiments:\n  ci_mlp:\n    model: vgg\n", "experiments.ci_mlp.model"),
+        ("experiments:\n  ci_mlp:\n    dataset: svhn\n", "experiments.ci_mlp.dataset"),
+        ("experiments:\n  ci_mlp:\n    eigen:\n      sketch: {outer: 2000, inner: 4000}\n",
+         "experiments.ci_mlp.eigen.sketch.inner"),
+        ("experiments:\n  ci_mlp:\n    eigen:\n      steps: [5]\n", "experiments.ci_mlp.eigen.steps"),
+    ],
+)
+def test_bad_experiment_stops_before_any_job(tmp_path, text, key):
+    proc = snakemake(tmp_path, "-n", "--configfile", CI, overlay(tmp_path, text), check=False)
+    assert proc.returncode != 0
+    assert f"'{key}" in proc.stdout + proc.stderr

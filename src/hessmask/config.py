@@ -95,6 +95,14 @@ def eigen_steps(exp: Mapping[str, Any]) -> list[int]:
     return list(exp["record_steps"]) if steps is None else list(steps)
 
 
+def exact_steps(exp: Mapping[str, Any]) -> list[int]:
+    """The decomposed steps that also get the exact solve (none if eigen.exact is off)."""
+    if not exp["eigen"]["exact"]:
+        return []
+    steps = exp["eigen"]["exact_steps"]
+    return eigen_steps(exp) if steps is None else list(steps)
+
+
 def hessian_splits(exp: Mapping[str, Any]) -> list[str]:
     """Splits with a non-empty Hessian subset."""
     return [s for s in ("train", "test") if exp["hessian"][f"{s}_samples"] > 0]
@@ -140,6 +148,9 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
     extra = sorted(set(eigen_steps(exp)) - set(steps))
     if extra:
         raise ConfigError(f"config key '{key}.eigen.steps': {extra} are not record steps ({key}.record_steps)")
+    extra = sorted(set(exact_steps(exp)) - set(eigen_steps(exp)))
+    if extra:
+        raise ConfigError(f"config key '{key}.eigen.exact_steps': {extra} are not in {key}.eigen.steps")
     dim = MODEL_DIMS[model]
     outer, inner = sketch_sizes(exp)
     if exp["eigen"]["sketch"]["enabled"]:

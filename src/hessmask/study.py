@@ -276,6 +276,11 @@ def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Se
     return ds
 
 
+def _fmt(value: float, spec: str) -> str:
+    """A number for a Markdown table; "n/a" where the method did not run at that step."""
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
 def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[str, int], Mapping[str, Any]],
                      rho: float = 0.05, tolerance: float = 0.02) -> str:
     """Acceptance summary: exact vs sketched overlap at k = rho D per step and split.
@@ -299,9 +304,9 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
         for step in metrics["step"].values:
             values = {m: float(metrics["overlap"].sel({"method": m, "split": split, "step": step, "k": k})) for m in methods}
             diff = values.get("seigh", np.nan) - values.get("exact", np.nan)
-            cells = " | ".join(f"{values[m]:.4f}" for m in methods)
-            ratios = " | ".join(f"{values[m] / (k / dim):.2f}" for m in methods)
-            lines.append(f"| {split} | {int(step)} | {cells} | {diff:+.4f} | {ratios} |")
+            cells = " | ".join(_fmt(values[m], ".4f") for m in methods)
+            ratios = " | ".join(_fmt(values[m] / (k / dim), ".2f") for m in methods)
+            lines.append(f"| {split} | {int(step)} | {cells} | {_fmt(diff, '+.4f')} | {ratios} |")
             if np.isfinite(diff) and abs(diff) > tolerance:
                 flagged.append((split, int(step), diff))
     lines.append("")

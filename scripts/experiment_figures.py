@@ -1,0 +1,34 @@
+"""Adapter: an experiment's stores -> results/figures/<experiment>/*.{png,pdf}."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+
+from hessmask import plots  # noqa: E402
+from hessmask.jobs import setup_logging  # noqa: E402
+from hessmask.store import open_dataset  # noqa: E402
+
+sm = snakemake  # noqa: F821
+log = setup_logging(sm.log)
+training = open_dataset(sm.input.training)
+masks = open_dataset(sm.input.masks)
+metrics = open_dataset(sm.input.metrics)
+baselines = open_dataset(sm.input.baselines[0]) if sm.input.baselines else None
+timings = {}
+for (split, step), path in zip(sm.params.jobs, sm.input.sketches):
+    timings[f"{split} {step}"] = json.loads(open_dataset(path, load=False).attrs["timings"])
+figures = {
+    "crystallization": lambda: plots.crystallization(training, masks, metrics),
+    "metrics_over_steps": lambda: plots.metrics_over_steps(metrics, baselines),
+    "kappa_accuracy": lambda: plots.kappa_and_accuracy(training, masks, metrics),
+    "similarity_matrices": lambda: plots.similarity_matrices(masks, metrics, max_step=240),
+    "exact_vs_sketched": lambda: plots.exact_vs_sketched(metrics),
+    "overlap_vs_k": lambda: plots.overlap_vs_k(metrics),
+    "magnitude_vs_random": lambda: plots.magnitude_vs_random(metrics),
+    "runtime_breakdown": lambda: plots.runtime_breakdown(timings, f"SEIGH runtime by phase ({sm.wildcards.experiment})"),
+}
+for name, make in figures.items():
+    plots.save_figure(make(), Path(sm.output[f"{name}_png"]).with_suffix(""))
+    log.info("figure %s", name)
