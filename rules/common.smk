@@ -1,5 +1,6 @@
 # Shared helpers: config validation (defaults filled, unknown keys rejected), result paths.
 
+import os
 import sys
 from pathlib import Path
 
@@ -110,8 +111,30 @@ def exact_settings(wildcards):
     return {k: v for k, v in eigen_settings(wildcards).items() if k not in ("sketch", "aposteriori_samples")}
 
 
+def gpus(wildcards, stage):
+    """GPUs requested by a job of ``stage`` (train or eigen): configured, or 1 on a cuda device."""
+    exp = experiment(wildcards)
+    configured = exp["resources"][f"{stage}_gpus"]
+    return configured if configured is not None else int(exp[stage]["device"].startswith("cuda"))
+
+
 def eigen_gpu(wildcards):
-    return int(experiment(wildcards)["eigen"]["device"].startswith("cuda"))
+    return gpus(wildcards, "eigen")
+
+
+def train_gpu(wildcards):
+    return gpus(wildcards, "train")
+
+
+def site_partition(gpu=False):
+    """The SLURM partition from the environment: HESSMASK_SLURM_GPU_PARTITION for GPU jobs (if
+    set), else HESSMASK_SLURM_PARTITION; "" lets the executor choose."""
+    value = os.getenv("HESSMASK_SLURM_GPU_PARTITION") if gpu else None
+    return value or os.getenv("HESSMASK_SLURM_PARTITION", "")
+
+
+#: Site resources of every cluster job: the account (HESSMASK_SLURM_ACCOUNT) when set.
+SITE = {"slurm_account": os.getenv("HESSMASK_SLURM_ACCOUNT")} if os.getenv("HESSMASK_SLURM_ACCOUNT") else {}
 
 
 def eigen_methods(exp, step=None):

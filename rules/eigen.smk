@@ -26,6 +26,10 @@ rule sketch_shard:
     priority: 40
     resources:
         gpu=eigen_gpu,
+        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        runtime=lambda wc: experiment(wc)["resources"]["eigen_runtime"],
+        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:
@@ -59,6 +63,10 @@ rule sketch_solve:
     priority: 40
     resources:
         gpu=eigen_gpu,
+        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        runtime=lambda wc: experiment(wc)["resources"]["eigen_runtime"],
+        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:
@@ -89,6 +97,10 @@ rule exact_solve:
     priority: 40
     resources:
         gpu=eigen_gpu,
+        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        runtime=lambda wc: experiment(wc)["resources"]["eigen_runtime"],
+        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:

@@ -18,6 +18,11 @@ rule step_metrics:
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
+    resources:
+        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        runtime=30,
+        slurm_partition=site_partition(),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:
@@ -44,6 +49,11 @@ rule metrics_aggregate:
         model=lambda wc: experiment(wc)["model"],
     log:
         results("logs", "metrics_aggregate", "{experiment}.log"),
+    resources:
+        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        runtime=60,
+        slurm_partition=site_partition(),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:

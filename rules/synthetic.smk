@@ -18,6 +18,8 @@ rule synthetic_chunk:
     resources:
         mem_mb=2000,
         runtime=60,
+        slurm_partition=site_partition(),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:

@@ -22,7 +22,11 @@ rule train_segment:
     threads: lambda wc: experiment(wc)["train"]["threads"]
     priority: 50
     resources:
-        gpu=lambda wc: int(experiment(wc)["train"]["device"].startswith("cuda")),
+        gpu=train_gpu,
+        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
+        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
+        slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
+        **SITE,
     conda:
         "../envs/cpu.yaml"
     script:
