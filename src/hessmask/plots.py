@@ -139,8 +139,10 @@ def _steps_axis(ax, steps) -> None:
     """Symlog x-axis (linear up to the first positive step) so that step 0 and the dense early
     steps stay visible; ticks labelled as plain step numbers."""
     positive = [int(s) for s in steps if s > 0]
-    ax.set_xscale("symlog", linthresh=min(positive) if positive else 1)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    linthresh = min(positive) if positive else 1
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_xlim(-0.3 * linthresh, max(positive, default=1) * 1.3)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if v >= 0 else ""))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("SGD step")
 
@@ -148,6 +150,21 @@ def _steps_axis(ax, steps) -> None:
 def _rho_k(metrics: xr.Dataset, rho: float) -> int:
     dim = int(metrics.attrs["D"])
     return int(min(dim, max(1, round(rho * dim))))
+
+
+def _best_method(data: xr.DataArray, prefer_exact: bool = False) -> str:
+    """The method with the most finite values in ``data`` (exact first on ties); with
+    ``prefer_exact``, exact whenever it has any value (for quantities the sketch only estimates)."""
+    counts = {str(m): int(np.isfinite(data.sel({"method": m})).sum()) for m in data["method"].values}
+    if prefer_exact and counts.get("exact", 0) > 0:
+        return "exact"
+    return max(counts, key=lambda m: (counts[m], m == "exact"))
+
+
+def _line(ax, series: xr.DataArray, x: str = "step", **kwargs) -> None:
+    """Plot a 1-D series against ``x``, skipping missing values so the points stay connected."""
+    series = series.dropna(x)
+    ax.plot(series[x].values, series.values, **kwargs)
 
 
 def _pick(metrics: xr.Dataset, method: str | None = None, split: str | None = None):
@@ -171,7 +188,7 @@ def crystallization(training: xr.Dataset, masks: xr.Dataset, metrics: xr.Dataset
     """Seed 000, Fig. 1: loss; spectrum compression; mask-vs-eigenspace overlap over steps for each
     rho with chance lines; IoU of masks and overlap of eigenspaces between steps."""
     style()
-    method, split = _pick(metrics, method, split)
+    _, split = _pick(metrics, method, split)
     fig, axes = plt.subplots(1, 5, figsize=(22, 4.2), gridspec_kw={"width_ratios": [1, 1, 1.2, 1.1, 1.1]})
     loss = training["batch_loss"]
     axes[0].plot(loss["train_step"] + 1, loss, lw=0.8, label="batch loss")
@@ -183,18 +200,25 @@ def crystallization(training: xr.Dataset, masks: xr.Dataset, metrics: xr.Dataset
     axes[0].legend()
     steps = metrics["step"].values
     colors = sns.color_palette("colorblind", metrics.sizes["rho"])
-    kappa = metrics["kappa_spectrum"].sel({"method": method, "split": split})
+    kappa_all = metrics["kappa_spectrum"].sel({"split": split})
+    kappa_method = method or _best_method(kappa_all, prefer_exact=True)
+    kappa = kappa_all.sel({"method": kappa_method})
     for color, rho_value in zip(colors, metrics["rho"].values):
-        axes[1].plot(steps, kappa.sel(rho=rho_value), "o-", ms=3, color=color, label=f"top {rho_value:g} of D")
+        _line(axes[1], kappa.sel(rho=rho_value), marker="o", ms=3, color=color, label=f"top {rho_value:g} of D")
     axes[1].set_ylabel(r"$\kappa$ of the spectrum")
-    axes[1].set_title(f"Spectrum compression ({split} Hessian)")
+    axes[1].set_title(f"Spectrum compression ({split}, {kappa_method})")
     axes[1].set_ylim(0, 1.02)
     _steps_axis(axes[1], steps)
     axes[1].legend(fontsize=8)
-    overlap = metrics["overlap"].sel({"method": method, "split": split})
+    overlap_all = metrics["overlap"].sel({"split": split})
     for color, rho_value in zip(colors, metrics["rho"].values):
         k = _rho_k(metrics, rho_value)
-        axes[2].plot(steps, overlap.sel(k=k), "o-", ms=3, color=color, label=f"k = {k} ({rho_value:g} D)")
+        at_k = overlap_all.sel(k=k) if k in overlap_all["k"].values else None
+        if at_k is None:
+            continue
+        chosen = method or _best_method(at_k)
+        _line(axes[2], at_k.sel({"method": chosen}), marker="o", ms=3, color=color,
+              label=f"k = {k} ({rho_value:g} D, {chosen})")
         axes[2].axhline(k / int(metrics.attrs["D"]), ls="--", lw=1, color=color)
     axes[2].set_yscale("log")
     axes[2].set_ylabel("overlap(mask, top-k eigenspace)")
@@ -203,9 +227,11 @@ def crystallization(training: xr.Dataset, masks: xr.Dataset, metrics: xr.Dataset
     axes[2].legend(fontsize=8)
     iou = masks["iou"].sel(rho=rho, method="nearest").sel(step=steps, step_other=steps)
     _matrix(axes[3], iou, f"IoU of magnitude masks (rho = {rho:g})")
-    pairs = metrics["eigenspace_overlap"].sel({"method": method, "split": split}).sel(rho=rho, method="nearest")
-    _matrix(axes[4], pairs, f"Eigenspace overlap ({split}, rho = {rho:g})")
-    fig.suptitle(f"Crystallization of masks and Hessian eigenspaces ({METHOD_LABELS.get(method, method)} eigenpairs)")
+    pairs_all = metrics["eigenspace_overlap"].sel({"split": split}).sel(rho=rho, method="nearest")
+    pair_method = method or _best_method(pairs_all)
+    _matrix(axes[4], pairs_all.sel({"method": pair_method}),
+            f"Eigenspace overlap ({split}, {pair_method}, rho = {rho:g})")
+    fig.suptitle("Crystallization of magnitude masks and Hessian eigenspaces")
     fig.tight_layout()
     return fig
 
@@ -223,12 +249,13 @@ def metrics_over_steps(metrics: xr.Dataset, baselines: xr.Dataset | None = None,
     steps = values["step"].values
     for ax, name in zip(axes, names):
         for color, rho_value in zip(colors, values["rho"].values):
-            ax.plot(steps, values.sel(metric=name, rho=rho_value), "o-", ms=3, color=color,
-                    label=f"rho = {rho_value:g}")
+            _line(ax, values.sel(metric=name, rho=rho_value), marker="o", ms=3, color=color,
+                  label=f"rho = {rho_value:g}")
             if baselines is not None:
                 base = random_baseline(baselines, name, float(rho_value))
                 if base is not None:
                     ax.axhline(base, ls="--", lw=1, color=color)
+        ax.set_ylim(-0.03, 1.03)
         ax.set_title(METRIC_LABELS.get(name, name))
         ax.set_ylabel("normalized value")
         _steps_axis(ax, steps)
@@ -292,14 +319,14 @@ def kappa_and_accuracy(training: xr.Dataset, masks: xr.Dataset, metrics: xr.Data
     _steps_axis(axes[1], masks["step"].values)
     axes[1].legend(fontsize=8)
     if metrics is not None:
-        method, _ = _pick(metrics)
+        method = _best_method(metrics["kappa_spectrum"], prefer_exact=True)
         for split, ls in SPLIT_STYLE.items():
             if split not in metrics["split"].values:
                 continue
             kap = metrics["kappa_spectrum"].sel({"method": method, "split": split})
             for color, rho_value in zip(colors, kap["rho"].values):
-                axes[2].plot(kap["step"], kap.sel(rho=rho_value), ls=ls, marker="o", ms=3, color=color,
-                             label=f"{split}, top {rho_value:g}")
+                _line(axes[2], kap.sel(rho=rho_value), ls=ls, marker="o", ms=3, color=color,
+                      label=f"{split}, top {rho_value:g}")
         axes[2].set_ylabel(r"$\kappa(|\Lambda|)$")
         axes[2].set_ylim(0, 1.02)
         axes[2].set_title(f"Spectrum energy concentration ({method})")
@@ -314,7 +341,7 @@ def similarity_matrices(masks: xr.Dataset, metrics: xr.Dataset, rho: float = 0.0
     """Seed 000, Fig. 10: pairwise similarity over steps of masks (IoU) and of the train and test
     eigenspaces (overlap)."""
     style()
-    method, _ = _pick(metrics, method)
+    method = method or _best_method(metrics["eigenspace_overlap"].sel(rho=rho, method="nearest"))
     steps = metrics["step"].values
     if max_step is not None:
         steps = steps[steps <= max_step]
@@ -339,9 +366,9 @@ def exact_vs_sketched(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
     colors = dict(zip(metrics["method"].values, sns.color_palette("colorblind", metrics.sizes["method"])))
     for method in metrics["method"].values:
         for split in metrics["split"].values:
-            ax.plot(steps, metrics["overlap"].sel({"method": method, "split": split, "k": k}),
-                    ls=SPLIT_STYLE[split], marker="o", ms=3, color=colors[method],
-                    label=f"{METHOD_LABELS.get(method, method)}, {split}")
+            _line(ax, metrics["overlap"].sel({"method": method, "split": split, "k": k}),
+                  ls=SPLIT_STYLE[split], marker="o", ms=3, color=colors[method],
+                  label=f"{METHOD_LABELS.get(method, method)}, {split}")
     _chance(ax, steps, k / int(metrics.attrs["D"]))
     ax.set_ylabel(f"overlap(mask, top-{k} eigenspace)")
     _steps_axis(ax, steps)
@@ -357,7 +384,7 @@ def overlap_vs_k(metrics: xr.Dataset, steps: Sequence[int] | None = None, method
     and overlap vs step for fixed k where the solved size allows."""
     style()
     method, split = _pick(metrics, method, split)
-    overlap = metrics["overlap"].sel({"method": method, "split": split}).dropna("k", how="all")
+    overlap = metrics["overlap"].sel({"method": method, "split": split}).dropna("k", how="all").dropna("step", how="all")
     all_steps = [int(s) for s in overlap["step"].values]
     steps = list(steps) if steps is not None else sorted(set(all_steps[:: max(1, len(all_steps) // 5)] + [all_steps[-1]]))
     dim = int(metrics.attrs["D"])
@@ -383,7 +410,7 @@ def overlap_vs_k(metrics: xr.Dataset, steps: Sequence[int] | None = None, method
     axes[1].legend(fontsize=8)
     usable = [kk for kk in ks if kk <= k.max()]
     for kk, color in zip(usable, sns.color_palette("colorblind", len(usable))):
-        axes[2].plot(all_steps, overlap.sel(k=kk), "o-", ms=3, color=color, label=f"k = {kk}")
+        _line(axes[2], overlap.sel(k=kk), marker="o", ms=3, color=color, label=f"k = {kk}")
         axes[2].axhline(kk / dim, ls="--", lw=1, color=color)
     axes[2].set_yscale("log")
     axes[2].set_ylabel("overlap")
@@ -401,7 +428,7 @@ def magnitude_vs_random(metrics: xr.Dataset, method: str | None = None, split: s
     style()
     method, split = _pick(metrics, method, split)
     sel = {"method": method, "split": split}
-    overlap = metrics["overlap"].sel(sel).dropna("k", how="all")
+    overlap = metrics["overlap"].sel(sel).dropna("k", how="all").dropna("step", how="all")
     mean = metrics["random_mask_overlap_mean"].sel(sel).sel(k=overlap["k"])
     std = metrics["random_mask_overlap_std"].sel(sel).sel(k=overlap["k"])
     all_steps = [int(s) for s in overlap["step"].values]
@@ -418,6 +445,7 @@ def magnitude_vs_random(metrics: xr.Dataset, method: str | None = None, split: s
         ax.plot(k, k / dim, ls="--", color="0.4", lw=1, label="chance k/D")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.01 / dim)  # the -1 std edge of the band can reach 0 for small k
         ax.set_xlabel("k")
         ax.set_title(f"step {step}")
     axes[0][0].set_ylabel("overlap with top-k eigenspace")
