@@ -179,3 +179,12 @@ def test_bad_experiment_stops_before_any_job(tmp_path, text, key):
     proc = snakemake(tmp_path, "-n", "--configfile", CI, overlay(tmp_path, text), check=False)
     assert proc.returncode != 0
     assert f"'{key}" in proc.stdout + proc.stderr
+
+
+def test_report(synthetic_run):
+    report = synthetic_run / "results" / "report.html"
+    snakemake(synthetic_run, "--configfile", CI, "--report", str(report))
+    text = report.read_text(errors="ignore")
+    assert report.stat().st_size > 100_000
+    for name in ["crystallization", "exact_vs_sketched", "vs_D_OO", "baselines_table"]:
+        assert name in text, name
