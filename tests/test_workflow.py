@@ -67,7 +67,7 @@ def test_training_end_to_end(synthetic_run):
     assert np.isfinite(training["batch_loss"]).all()
     params = open_dataset(out / "params.zarr")
     assert params["params"].dims == ("step", "param")
-    assert list(params["step"].values) == [0, 3, 6] and params.sizes["param"] == 2154
+    assert list(params["step"].values) == [0, 3, 6] and params.sizes["param"] == 2146
     assert not np.array_equal(params["params"].sel(step=0), params["params"].sel(step=6))
     masks = open_dataset(out / "masks.zarr")
     assert masks["iou"].dims == ("rho", "step", "step_other")
@@ -118,13 +118,13 @@ def test_more_samples_rerun_synthetic(synthetic_run, tmp_path):
 
 def test_eigen_and_metrics_end_to_end(synthetic_run):
     out = synthetic_run / "results" / "ci_mlp"
-    for folder, k in [("eigen", 120), ("eigen_exact", 431)]:
+    for folder, k in [("eigen", 120), ("eigen_exact", 429)]:
         store = open_dataset(out / folder / "test" / "step=6.zarr")
         assert store["eigenvectors"].dims == ("param", "k_index")
         assert store["eigenvectors"].dtype == np.float32 and store.sizes["k_index"] == k
         values = store["eigenvalues"].values
         assert np.all(np.diff(np.abs(values)) <= 1e-12)  # descending |lambda|
-        assert store.attrs["products"] in (240, 2154)
+        assert store.attrs["products"] in (240, 2146)
         assert store["residual_norm"].size == 5
     metrics = open_dataset(out / "metrics.zarr")
     assert metrics["overlap"].dims == ("method", "split", "step", "k")
@@ -134,9 +134,9 @@ def test_eigen_and_metrics_end_to_end(synthetic_run):
     assert metrics["eigenspace_overlap"].dims == ("method", "split", "rho", "step", "step_other")
     exact = metrics["overlap"].sel({"method": "exact"})
     assert float(exact.min()) >= 0 and float(exact.max()) <= 1 + 1e-6
-    np.testing.assert_allclose(metrics["chance"].values, metrics["k"].values / 2154)
+    np.testing.assert_allclose(metrics["chance"].values, metrics["k"].values / 2146)
     # overlap at k = D-fraction 0.2 from the cumulative formula equals the Grassmannian overlap metric
-    k = round(0.2 * 2154)
+    k = round(0.2 * 2146)
     np.testing.assert_allclose(
         exact.sel(k=k).values,
         metrics["grassmann"].sel({"method": "exact", "rho": 0.2, "metric": "overlap"}).values, atol=1e-6)
@@ -162,7 +162,8 @@ def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 8]\n"))
     assert jobs.pop("exact_solve") == 2 and jobs.pop("sketch_solve") == 2 and jobs.pop("sketch_shard") == 4
     assert jobs.pop("step_metrics") == 2
-    assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves", "all"}
+    assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves",
+                         "experiment_figures", "all"}
 
 
 @pytest.mark.parametrize(

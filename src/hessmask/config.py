@@ -86,7 +86,7 @@ COMPATIBLE_DATASETS = {
 NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
 MODEL_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
 #: D of each model with its default classes (tests check these against hessmask.models).
-MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2154, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
+MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2146, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
 
 
 def eigen_steps(exp: Mapping[str, Any]) -> list[int]:

@@ -4,7 +4,7 @@
 - ``3c3d``: DeepOBS's CIFAR-10 3c3d (three conv, three dense layers), D = 895,210.
 - ``allcnnc``: DeepOBS's All-CNN-C for CIFAR-100 (Springenberg et al. 2015), D = 1,387,108.
 - ``resnet18``: the ImageNet ResNet-18 (He et al. 2016) with BatchNorm, D = 11,689,512.
-- ``mlp_tiny``: 256-8-10 with tanh, D = 2154: the same input as ``mlp`` at a size whose exact
+- ``mlp_tiny``: 256-8-10 with tanh, D = 2146: the same input as ``mlp`` at a size whose exact
   Hessian takes seconds (tests and the CI config).
 
 Parameters are initialized from an explicit seed (``build_model(name, seed)``), so the same seed
