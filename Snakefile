@@ -19,6 +19,7 @@ include: "rules/train.smk"
 include: "rules/eigen.smk"
 include: "rules/metrics.smk"
 include: "rules/figures.smk"
+include: "rules/dof.smk"
 
 
 rule all:

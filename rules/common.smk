@@ -32,6 +32,7 @@ def all_targets():
     if config["synthetic"]["enabled"]:
         targets += synthetic_targets()
     targets += experiment_targets()
+    targets += dof_targets()
     return targets
 
 
@@ -52,7 +53,7 @@ def synthetic_targets():
 
 # ---------------------------------------------------------------- experiments
 
-from hessmask.config import eigen_steps, exact_k, exact_steps, hessian_splits  # noqa: E402
+from hessmask.config import checkpoint_steps, eigen_steps, exact_k, exact_steps, hessian_splits  # noqa: E402
 from hessmask.training import segment_bounds  # noqa: E402
 
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
@@ -81,11 +82,6 @@ def prepared_dataset(wildcards):
     """The prepared npz an experiment reads ([] for imagenet and synthetic data)."""
     dataset = experiment(wildcards)["dataset"]
     return [str(Path(DATA_DIR, f"{dataset}.npz"))] if dataset in PREPARED_DATASETS else []
-
-
-def checkpoint_steps(exp):
-    """Every step a checkpoint is written at: the record steps, 0 and the final step."""
-    return sorted({0, exp["train"]["steps"], *exp["record_steps"]})
 
 
 def previous_checkpoint(wildcards):
@@ -200,3 +196,81 @@ def figure_outputs(ext):
         else results("figures", "{experiment}", f"{name}.{ext}")
         for name, (label, caption) in EXPERIMENT_FIGURES.items()
     }
+
+
+# ---------------------------------------------------------------- degrees of freedom
+
+from hessmask.config import dof_hessian_k, dof_levels  # noqa: E402
+
+DOF_FIGURES = {
+    "success": ("Success probability", "dof_success.rst"),
+    "threshold_dimension": ("Threshold training dimension", "dof_threshold.rst"),
+    "compression": ("Accuracy vs compression", "dof_compression.rst"),
+}
+DOF_EXPERIMENTS = {name: exp for name, exp in EXPERIMENTS.items() if exp["dof"]["enabled"]}
+
+
+def dof(wildcards):
+    return experiment(wildcards)["dof"]
+
+
+def dof_chunks(exp):
+    """(method, d, chunk) of every subspace job."""
+    per = exp["dof"]["runs_per_job"] or exp["dof"]["runs"]
+    chunks = range(-(-exp["dof"]["runs"] // per))
+    return [(m, d, c) for m in exp["dof"]["methods"] for d in exp["dof"]["dims"] for c in chunks]
+
+
+def dof_runs(wildcards):
+    """The runs of one chunk."""
+    settings = dof(wildcards)
+    per = settings["runs_per_job"] or settings["runs"]
+    start = int(wildcards.chunk) * per
+    return list(range(start, min(settings["runs"], start + per)))
+
+
+def dof_chunk_settings(wildcards):
+    """What a subspace job depends on (not the grid of methods, dims and runs, not threads)."""
+    settings = {k: v for k, v in dof(wildcards).items()
+                if k not in ("methods", "dims", "runs", "runs_per_job", "threads", "accuracy_levels", "delta",
+                             "full_lr", "enabled")}
+    method = getattr(wildcards, "method", "")
+    if method != "lottery_subspace":
+        settings.pop("trajectory_every")
+    if method != "hessian_topd":
+        settings.pop("hessian_split"), settings.pop("hessian_method")
+    return settings
+
+
+def dof_chunk_inputs(wildcards):
+    exp, settings, name = experiment(wildcards), dof(wildcards), wildcards.experiment
+    ckpt = lambda step: results(name, "checkpoints", f"step={step}.pt")  # noqa: E731
+    method = wildcards.method
+    inputs = {"data": prepared_dataset(wildcards), "start": ckpt(settings["start_step"])}
+    if method == "random_affine":
+        inputs["start"] = ckpt(0)
+    if method in ("lottery_subspace", "lottery_ticket"):
+        inputs["start"] = ckpt(settings["rewind_step"])
+    if method == "lottery_ticket":
+        inputs["final"] = ckpt(exp["train"]["steps"])
+    if method == "lottery_subspace":
+        inputs["trajectory"] = results(name, "dof", "trajectory.zarr")
+    if method == "hessian_topd":
+        inputs["eigen"] = eigen_store(name, settings["hessian_method"], settings["hessian_split"],
+                                      settings["start_step"])
+    return inputs
+
+
+def dof_targets():
+    targets = []
+    for name, exp in DOF_EXPERIMENTS.items():
+        targets.append(results("dof", f"{name}.zarr"))
+        targets += [results("figures", "dof", name, f"{fig}.{ext}") for fig in DOF_FIGURES for ext in ("png", "pdf")]
+    if config["dof_quadratic"]["enabled"]:
+        targets += [results("dof", "quadratic_well.zarr")]
+        targets += [results("figures", "dof", f"quadratic_well.{ext}") for ext in ("png", "pdf")]
+    return targets
+
+
+def dof_resources(wildcards):
+    return int(dof(wildcards)["device"].startswith("cuda"))

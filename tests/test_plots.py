@@ -113,3 +113,45 @@ def test_synthetic_figures(stores):
 def test_save_figure(tmp_path, stores):
     paths = plots.save_figure(plots.exact_vs_sketched(stores[2]), tmp_path / "fig")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 5000 for p in paths)
+
+
+@pytest.fixture(scope="module")
+def dof_store():
+    from hessmask.subspace import SubspaceResult, _results_dataset, dof_dataset
+
+    chunks = []
+    for i, method in enumerate(["random_affine", "hessian_topd", "mask_topd"]):
+        for d in (5, 50, 500):
+            acc = min(0.95, 0.2 + 0.1 * i + 0.12 * np.log(d))
+            results = [SubspaceResult(1.0, acc + r / 100, 1.1, acc - 0.02, np.linspace(2, 1, 4), np.zeros(1))
+                       for r in range(3)]
+            chunks.append(_results_dataset(results, range(3), {"method": [method], "d": [d]}))
+    full = _results_dataset([SubspaceResult(0.1, 0.97, 0.2, 0.94, np.zeros(4), np.zeros(1))], [0], {})
+    return dof_dataset(chunks, full, 7030, [round(0.1 + 0.05 * i, 2) for i in range(19)], delta=0.1)
+
+
+def test_dof_figures(dof_store):
+    fig = plots.dof_success(dof_store, "success")
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["random affine (t = 0)", "top-d Hessian eigenspace",
+                                                 "top-d magnitude mask"]
+    assert all(ax.get_xlabel() == "training dimension d" for ax in panels)
+    assert any("full space" in t.get_text() for t in panels[0].get_legend().get_texts())
+    fig = plots.dof_threshold(dof_store)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["threshold training dimension d*"] * 2
+    assert len(fig.axes[0].get_legend().get_texts()) == 4  # three methods + full space
+    fig = plots.dof_compression(dof_store)
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_xlabel() == "compression ratio D / d"
+
+
+def test_quadratic_well_figure():
+    from hessmask.subspace import quadratic_well_dataset
+
+    quad = {"dim": 30, "spectra": [{"name": "bimodal", "kind": "bimodal", "low": 1e-3, "high": 1.0},
+                                   {"name": "bulk", "kind": "bulk", "low": 1e-3, "high": 1.0}],
+            "radii": [1.0, 3.0], "dims": [1, 5, 10, 20, 30], "eps": {"low": 1e-3, "high": 1.0, "num": 5},
+            "runs": 3, "delta": 0.1, "seed": 0}
+    fig = plots.quadratic_well(quadratic_well_dataset(quad))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[:4] == ["bimodal spectrum", "R = 1", "R = 3", "d*: simulated (solid), bound (dashed)"]
+    assert len(fig.axes) == 2 * 4 + 1  # panels and the colorbar

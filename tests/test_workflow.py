@@ -144,6 +144,34 @@ def test_eigen_and_metrics_end_to_end(synthetic_run):
     assert "seigh - exact" in summary and "| test | 6 |" in summary
 
 
+def test_degrees_of_freedom_end_to_end(synthetic_run):
+    ds = open_dataset(synthetic_run / "results" / "dof" / "ci_mlp.zarr")
+    assert list(ds["method"].values) == ["random_affine", "burn_in", "lottery_subspace", "lottery_ticket",
+                                         "hessian_topd", "mask_topd"]
+    assert ds["train_accuracy"].dims == ("method", "d", "run") and list(ds["d"].values) == [2, 4, 8]
+    assert ds.sizes["run"] == 2 and ds.sizes["full_run"] == 2
+    assert float(ds["train_accuracy"].min()) >= 0 and float(ds["train_accuracy"].max()) <= 1
+    assert ds["success_probability"].dims == ("method", "split", "level", "d")
+    # pruned to 8 weights, the lottery ticket cannot beat a subspace through the trained network
+    assert float(ds["train_accuracy"].sel({"method": "lottery_ticket"}).max()) <= float(ds["full_train_accuracy"].min())
+    trajectory = open_dataset(synthetic_run / "results" / "ci_mlp" / "dof" / "trajectory.zarr")
+    comps = trajectory["components"].values.astype(np.float64)
+    np.testing.assert_allclose(comps.T @ comps, np.eye(8), atol=1e-5)
+    assert trajectory.attrs["final_gap"] == 0.0  # the replay is bitwise the experiment's training
+    quad = open_dataset(synthetic_run / "results" / "dof" / "quadratic_well.zarr")
+    assert quad["success_probability"].dims == ("spectrum", "radius", "eps", "d")
+    for name in ("success", "threshold_dimension", "compression"):
+        assert (synthetic_run / "results" / "figures" / "dof" / "ci_mlp" / f"{name}.pdf").stat().st_size > 0
+    assert (synthetic_run / "results" / "figures" / "dof" / "quadratic_well.png").stat().st_size > 0
+
+
+def test_new_dimension_schedules_only_its_subspace_jobs(synthetic_run, tmp_path):
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
+                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    dof: {dims: [2, 4, 6, 8]}\n"))
+    assert jobs.pop("dof_chunk") == 6  # one per method; the trajectory already holds max(dims) directions
+    assert set(jobs) == {"dof_aggregate", "dof_figures", "all"}
+
+
 def overlay(tmp_path, text):
     path = tmp_path / "overlay.yaml"
     path.write_text(text)

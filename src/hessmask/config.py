@@ -129,6 +129,10 @@ def check_semantics(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"config key 'synthetic.grids[{i}].ratios': duplicate ratios {grid['ratios']}")
     for name, exp in config.get("experiments", {}).items():
         check_experiment(name, exp)
+        if exp["dof"]["enabled"]:
+            check_dof(name, exp)
+    if "dof_quadratic" in config:
+        check_dof_quadratic(config["dof_quadratic"])
 
 
 def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
@@ -172,6 +176,67 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
         if n % classes:
             raise ConfigError(f"config key '{key}.hessian.{split}_samples': {n} is not a multiple of "
                               f"the {classes} classes of {dataset} (subsets are class-balanced)")
+
+
+def checkpoint_steps(exp: Mapping[str, Any]) -> list[int]:
+    """Every step a checkpoint is written at: the record steps, 0 and the final step."""
+    return sorted({0, exp["train"]["steps"], *exp["record_steps"]})
+
+
+def dof_levels(dof: Mapping[str, Any]) -> list[float]:
+    """Accuracy levels of the degrees-of-freedom success probability."""
+    levels = dof["accuracy_levels"]
+    return [round(0.1 + 0.01 * i, 2) for i in range(91)] if levels is None else sorted(levels)
+
+
+def dof_hessian_k(exp: Mapping[str, Any]) -> int:
+    """Eigenvectors the eigen store hessian_topd reads holds."""
+    return exact_k(exp) if exp["dof"]["hessian_method"] == "exact" else sketch_sizes(exp)[0]
+
+
+def check_dof(name: str, exp: Mapping[str, Any]) -> None:
+    """The degrees-of-freedom grid fits the experiment: steps exist, d fits every basis."""
+    key = f"experiments.{name}.dof"
+    dof = exp["dof"]
+    dims, dim = dof["dims"], MODEL_DIMS[exp["model"]]
+    if dims != sorted(dims):
+        raise ConfigError(f"config key '{key}.dims': dimensions must be sorted ascending, got {dims}")
+    if dims[-1] > dim:
+        raise ConfigError(f"config key '{key}.dims': d = {dims[-1]} exceeds the D = {dim} parameters of {exp['model']}")
+    steps = checkpoint_steps(exp)
+    for field in ("start_step", "rewind_step"):
+        if dof[field] not in steps:
+            raise ConfigError(f"config key '{key}.{field}': {dof[field]} is not a checkpoint step "
+                              f"(record steps, 0 or train.steps: {steps})")
+    methods = dof["methods"]
+    if "lottery_subspace" in methods:
+        available = -(-exp["train"]["steps"] // dof["trajectory_every"])
+        if dims[-1] > available:
+            raise ConfigError(f"config key '{key}.dims': lottery_subspace at d = {dims[-1]} needs {dims[-1]} "
+                              f"trajectory directions, but train.steps / trajectory_every gives {available}")
+    if "hessian_topd" in methods:
+        split, method, start = dof["hessian_split"], dof["hessian_method"], dof["start_step"]
+        if exp["hessian"][f"{split}_samples"] == 0:
+            raise ConfigError(f"config key '{key}.hessian_split': the {split} Hessian subset is empty "
+                              f"(experiments.{name}.hessian.{split}_samples = 0)")
+        solved = exact_steps(exp) if method == "exact" else (eigen_steps(exp) if exp["eigen"]["sketch"]["enabled"] else [])
+        if start not in solved:
+            raise ConfigError(f"config key '{key}.start_step': hessian_topd needs the {method} eigen store at "
+                              f"step {start}, solved only at {solved}")
+        if dims[-1] > dof_hessian_k(exp):
+            raise ConfigError(f"config key '{key}.dims': hessian_topd at d = {dims[-1]} needs that many "
+                              f"eigenvectors; the {method} store holds {dof_hessian_k(exp)}")
+
+
+def check_dof_quadratic(quad: Mapping[str, Any]) -> None:
+    key = "dof_quadratic"
+    for i, spectrum in enumerate(quad["spectra"]):
+        if spectrum["low"] > spectrum["high"]:
+            raise ConfigError(f"config key '{key}.spectra[{i}].low': {spectrum['low']} > high = {spectrum['high']}")
+    if quad["eps"]["low"] >= quad["eps"]["high"]:
+        raise ConfigError(f"config key '{key}.eps.low': must be below eps.high")
+    if quad["dims"] is not None and max(quad["dims"]) > quad["dim"]:
+        raise ConfigError(f"config key '{key}.dims': d = {max(quad['dims'])} exceeds dim = {quad['dim']}")
 
 
 def load_config(*paths: Path | str, overrides: Mapping | None = None) -> dict:

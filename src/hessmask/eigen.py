@@ -143,8 +143,8 @@ def exact(operator: Any, k: int, block: int = 256, residual_pairs: int | None = 
         matrix = dense_matrix(operator, block=block, progress=progress)
     with timer.phase("eigh"):
         values, vectors = torch.linalg.eigh(matrix)
+    extra = {"spectrum": values.numpy()[::-1].copy()}  # the whole spectrum, descending (eigh sorts it)
     values, vectors = _sort_top(values.numpy(), vectors.numpy(), k)
-    extra = {"spectrum": np.sort(torch.linalg.eigvalsh(matrix).numpy())[::-1].copy()}
     result = _finish("exact", operator, values, vectors, start, timer, None, extra)
     if residual_pairs:  # from the dense matrix: no further products needed
         count = min(residual_pairs, k)

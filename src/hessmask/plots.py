@@ -474,3 +474,149 @@ def runtime_breakdown(timings: Mapping[str, Mapping[str, float]], title: str = "
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- degrees of freedom
+
+DOF_COLORS = dict(zip(
+    ["random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd"],
+    sns.color_palette("colorblind", 6)))
+
+
+def _dof_label(method: str) -> str:
+    from hessmask.subspace import METHOD_LABELS as labels
+
+    return labels.get(method, method)
+
+
+def _full_accuracy(ax, ds: xr.Dataset, split: str, orientation: str = "h") -> None:
+    """Dashed line at the mean full-space accuracy (seed 004's 'full model' baseline)."""
+    value = float(ds[f"full_{split}_accuracy"].mean())
+    (ax.axhline if orientation == "h" else ax.axvline)(value, color="0.3", ls="--", lw=1,
+                                                       label=f"full space ({value:.2f})")
+
+
+def dof_success(ds: xr.Dataset, title: str = "", split: str = "train") -> plt.Figure:
+    """Success probability over (d, accuracy level) per method, d* (1 - delta) overlaid (seed 004 Fig. 2)."""
+    methods = [str(m) for m in ds["method"].values]
+    fig, axes = _panel_grid(len(methods), ncols=3, size=(4.0, 3.2))
+    fig.set_layout_engine("constrained")
+    d = ds["d"].values
+    levels = ds["level"].values
+    mesh = None
+    for ax, method in zip(axes.flat, methods):
+        prob = ds["success_probability"].sel({"method": method, "split": split})
+        mesh = ax.pcolormesh(np.arange(d.size + 1) - 0.5, _edges(levels), prob.values, cmap="Greys",
+                             vmin=0, vmax=1, shading="flat")
+        dstar = ds["threshold_dimension"].sel({"method": method, "split": split})
+        ok = np.isfinite(dstar.values)
+        pos = np.searchsorted(d, dstar.values[ok])
+        ax.step(pos, levels[ok], where="mid", color=DOF_COLORS.get(method, "C0"), lw=2,
+                label=f"d* (1 - delta = {1 - float(ds.attrs.get('delta', 0.1)):.2f})")
+        _full_accuracy(ax, ds, split)
+        ax.set_xticks(np.arange(d.size))
+        ax.set_xticklabels([str(v) for v in d], rotation=45, fontsize=7)
+        ax.set_xlabel("training dimension d")
+        ax.set_ylabel(f"{split} accuracy level")
+        ax.set_title(_dof_label(method))
+        ax.set_ylim(levels.min(), levels.max())
+        ax.legend(fontsize=6, loc="lower right")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.6, label="success probability P_s")
+    fig.suptitle(title or "Success probability of subspace training")
+    return fig
+
+
+def _edges(centers: np.ndarray) -> np.ndarray:
+    """Cell edges around sorted centers (for pcolormesh)."""
+    centers = np.asarray(centers, dtype=np.float64)
+    if centers.size == 1:
+        return np.array([centers[0] - 0.5, centers[0] + 0.5])
+    mid = (centers[1:] + centers[:-1]) / 2
+    return np.concatenate([[2 * centers[0] - mid[0]], mid, [2 * centers[-1] - mid[-1]]])
+
+
+def dof_threshold(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """d*(accuracy level) of every method on one plot, train and test (seed 004 Fig. 3)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, split in zip(axes, ("train", "test")):
+        for method in ds["method"].values:
+            dstar = ds["threshold_dimension"].sel({"method": method, "split": split})
+            ok = np.isfinite(dstar.values)
+            ax.plot(dstar.values[ok], dstar["level"].values[ok], marker=".", ms=3,
+                    color=DOF_COLORS.get(str(method)), label=_dof_label(str(method)))
+        _full_accuracy(ax, ds, split)
+        ax.set_xscale("log")
+        ax.set_xlim(ds["d"].values.min() / 1.5, ds["d"].values.max() * 1.5)
+        ax.set_xlabel("threshold training dimension d*")
+        ax.set_ylabel(f"{split} accuracy level")
+        ax.set_title(f"{split} accuracy")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title or "Threshold training dimension")
+    fig.tight_layout()
+    return fig
+
+
+def dof_compression(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """Mean accuracy (min-max band over runs) vs compression ratio D/d (seed 004 Fig. 6)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    x = ds["compression"].values
+    for ax, split in zip(axes, ("train", "test")):
+        for method in ds["method"].values:
+            acc = ds[f"{split}_accuracy"].sel({"method": method})
+            color = DOF_COLORS.get(str(method))
+            ax.plot(x, acc.mean("run"), marker="o", ms=3, color=color, label=_dof_label(str(method)))
+            ax.fill_between(x, acc.min("run"), acc.max("run"), color=color, alpha=0.2, lw=0)
+        _full_accuracy(ax, ds, split)
+        ax.set_xscale("log")
+        ax.set_xlabel("compression ratio D / d")
+        ax.set_ylabel(f"{split} accuracy")
+        ax.set_title(f"{split} accuracy after {ds.sizes['adam_step']} Adam steps")
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or "Accuracy vs compression ratio")
+    fig.tight_layout()
+    return fig
+
+
+def quadratic_well(ds: xr.Dataset) -> plt.Figure:
+    """Seed 004 Fig. 5: per spectrum, the eigenvalues, the success probability over (d, eps) for
+    each R with simulated d* (solid) and the Eq. 3.4 bound (dashed), and all d* together."""
+    spectra, radii = list(ds["spectrum"].values), list(ds["radius"].values)
+    ncols = len(radii) + 2
+    fig, axes = plt.subplots(len(spectra), ncols, figsize=(3.4 * ncols, 3.2 * len(spectra)), squeeze=False,
+                             layout="constrained")
+    d, eps = ds["d"].values, ds["eps"].values
+    colors = sns.color_palette("viridis", len(radii))
+    dim = int(ds.attrs.get("D", ds.sizes["index"]))
+    mesh = None
+    for row, spectrum in enumerate(spectra):
+        ax = axes[row, 0]
+        ax.plot(np.arange(1, dim + 1), ds["eigenvalues"].sel(spectrum=spectrum), color="k")
+        ax.set_yscale("log")
+        ax.set_xlabel("index i")
+        ax.set_ylabel("eigenvalue lambda_i")
+        ax.set_title(f"{spectrum} spectrum")
+        summary = axes[row, -1]
+        for col, (radius, color) in enumerate(zip(radii, colors), start=1):
+            ax = axes[row, col]
+            prob = ds["success_probability"].sel(spectrum=spectrum, radius=radius)
+            mesh = ax.pcolormesh(_edges(d), _edges(np.log10(eps)), prob.values, cmap="Greys", vmin=0, vmax=1)
+            sim = ds["threshold_dimension"].sel(spectrum=spectrum, radius=radius).values
+            bound = ds["threshold_bound"].sel(spectrum=spectrum, radius=radius).values
+            for target in (ax, summary):
+                target.step(sim, np.log10(eps), where="mid", color=color, lw=2, label=f"simulated d*, R = {radius:g}")
+                target.plot(bound, np.log10(eps), color=color, lw=1.5, ls="--", label=f"bound (Eq. 3.4), R = {radius:g}")
+            ax.set_xlim(0, dim)
+            ax.set_title(f"R = {radius:g}")
+            ax.set_xlabel("training dimension d")
+            ax.set_ylabel("log10 eps")
+        summary.set_xlim(0, dim)
+        summary.set_ylim(np.log10(eps).min(), np.log10(eps).max())
+        summary.set_xlabel("threshold training dimension d*")
+        summary.set_ylabel("log10 eps")
+        summary.set_title("d*: simulated (solid), bound (dashed)")
+        summary.legend(fontsize=6, loc="upper right")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes[:, 1:-1].ravel().tolist(), shrink=0.7, label="success probability P_s")
+    fig.suptitle("Quadratic well: random affine subspaces hitting the sublevel set S(eps)")
+    return fig

@@ -1,0 +1,41 @@
+"""Adapter: subspace training of one (method, d, chunk of runs), or the full-space reference."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+
+import torch  # noqa: E402
+
+from hessmask.data import open_experiment_data  # noqa: E402
+from hessmask.jobs import setup_logging  # noqa: E402
+from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES  # noqa: E402
+from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
+from hessmask.subspace import Sources, SubspaceSettings, full_space_runs, run_chunk  # noqa: E402
+from hessmask.training import Checkpoint  # noqa: E402
+
+sm = snakemake  # noqa: F821
+log = setup_logging(sm.log)
+torch.set_num_threads(sm.threads)
+model_name, dof = sm.params.model, sm.params.dof
+data = open_experiment_data(sm.params.data["dataset"], (sm.input.data or [None])[0],
+                            {"imagenet_root": sm.params.imagenet_root}, INPUT_SHAPES[model_name],
+                            DEFAULT_CLASSES[model_name], sm.params.data["synthetic_samples"], sm.params.seed)
+start = Checkpoint.load(sm.input.start)
+theta = start.parameters()
+if sm.rule == "dof_reference":
+    settings = SubspaceSettings.from_config({**dof, "lr": dof["full_lr"]}, sm.params.eval_batch_size)
+    ds = full_space_runs(range(dof["runs"]), theta, start.model(), data, settings, dof["seed"])
+else:
+    settings = SubspaceSettings.from_config(dof, sm.params.eval_batch_size)
+    sources = Sources(start=theta, init=theta, rewind=theta)
+    if "final" in sm.input.keys():
+        sources.final = Checkpoint.load(sm.input.final).parameters()
+    if "trajectory" in sm.input.keys():
+        sources.trajectory = open_dataset(sm.input.trajectory)["components"].values
+    if "eigen" in sm.input.keys():
+        sources.eigenvectors = open_dataset(sm.input.eigen)["eigenvectors"].values
+    ds = run_chunk(sm.wildcards.method, int(sm.wildcards.d), sm.params.runs, sources, start.model(), data,
+                   settings, dof["seed"])
+ds.attrs.update(provenance(dof, model=model_name, start_step=start.step))
+write_dataset(ds, sm.output[0])

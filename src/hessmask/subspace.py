@@ -1,0 +1,582 @@
+"""Degrees of freedom: training in d-dimensional affine subspaces (seed 004, STUDY.md section 7).
+
+A network with parameters w in R^D is trained only along w = w_t + A theta, theta in R^d, with
+Adam on theta (beta = (0.9, 0.999), eps = 1e-7 as in seed 004, theta_0 = 0). The D x d basis A
+is given implicitly (:class:`Basis`): dense columns (random Gaussian, trajectory principal
+directions, Hessian eigenvectors) or a set of coordinates (masks), which never builds a matrix.
+
+Methods (:data:`METHODS`), each a pair (offset w_t, basis A):
+
+- ``random_affine``: w_0 and A with i.i.d. Gaussian columns normalized to 1 (t = 0);
+- ``burn_in``: w_t after t full-space SGD steps of the experiment, the same random A;
+- ``lottery_subspace``: the top-d principal directions of the full training trajectory (right
+  singular vectors of the matrix of steps w_{s+1} - w_s), rewound to w_r;
+- ``lottery_ticket``: the d largest-magnitude parameters after full training; the others are
+  pruned to 0, the kept ones rewound to their values at step r and trained;
+- ``hessian_topd``: the top-d eigenvectors (by |lambda|) of the Hessian at step t, offset w_t;
+- ``mask_topd``: the d largest-magnitude parameters at step t, offset w_t (the others stay at
+  their step-t values: the affine subspace the main study compares with the Hessian's).
+
+Runs draw their data order and random basis from ``(seed, run)`` only, so run r of every method
+and dimension sees the same batches, and the random bases are nested in d (column j is the same
+for every d > j): a larger subspace contains each smaller one, for every method.
+
+The quadratic well of seed 004 section 3.2 (Fig. 5) is here too: the exact minimum of
+L(w) = w^T H w / 2 over a random affine subspace, and the bound of Eq. 3.4 on the local angular
+dimension.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from hessmask.masks import magnitude_mask
+from hessmask.training import (Checkpoint, Data, TrainingDiverged, TrainSettings, batch_indices, evaluate,
+                               step_seed, train_segment)
+
+log = logging.getLogger(__name__)
+
+METHODS = ("random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd")
+
+#: What each method's subspace is, for stores and figure legends.
+METHOD_LABELS = {
+    "random_affine": "random affine (t = 0)",
+    "burn_in": "burn-in affine",
+    "lottery_subspace": "lottery subspace",
+    "lottery_ticket": "lottery ticket",
+    "hessian_topd": "top-d Hessian eigenspace",
+    "mask_topd": "top-d magnitude mask",
+}
+
+
+# ----------------------------------------------------------------------------- bases
+
+
+class Basis:
+    """A D x d matrix A given implicitly by ``expand(theta) = A theta`` (differentiable)."""
+
+    dim: int
+    size: int
+
+    def expand(self, theta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def to(self, device: str | torch.device) -> "Basis":
+        raise NotImplementedError
+
+    def matrix(self) -> torch.Tensor:
+        """A as a dense (D, d) tensor (for tests and small problems)."""
+        eye = torch.eye(self.size, dtype=torch.float32)
+        return torch.stack([self.expand(eye[j]) for j in range(self.size)], dim=1)
+
+
+@dataclass
+class DenseBasis(Basis):
+    """Explicit columns (D, d): random, trajectory or eigenvector bases."""
+
+    columns: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.columns.ndim != 2:
+            raise ValueError(f"basis columns must be a (D, d) matrix, got shape {tuple(self.columns.shape)}")
+        self.dim, self.size = map(int, self.columns.shape)
+
+    def expand(self, theta: torch.Tensor) -> torch.Tensor:
+        return self.columns @ theta
+
+    def to(self, device: str | torch.device) -> "DenseBasis":
+        return DenseBasis(self.columns.to(device))
+
+
+@dataclass
+class CoordinateBasis(Basis):
+    """Columns e_i for i in ``indices``: training a subset of the parameters (masks, tickets)."""
+
+    indices: torch.Tensor
+    dim: int
+
+    def __post_init__(self) -> None:
+        self.indices = torch.as_tensor(self.indices, dtype=torch.long)
+        self.size = int(self.indices.numel())
+        if self.size and (int(self.indices.min()) < 0 or int(self.indices.max()) >= self.dim):
+            raise ValueError(f"coordinate indices must lie in [0, {self.dim})")
+        if torch.unique(self.indices).numel() != self.size:
+            raise ValueError("coordinate indices must be distinct")
+
+    def expand(self, theta: torch.Tensor) -> torch.Tensor:
+        return theta.new_zeros(self.dim).index_add(0, self.indices, theta)
+
+    def to(self, device: str | torch.device) -> "CoordinateBasis":
+        return CoordinateBasis(self.indices.to(device), self.dim)
+
+
+def check_size(dim: int, d: int, what: str = "d") -> None:
+    if not 1 <= d <= dim:
+        raise ValueError(f"{what} = {d} must satisfy 1 <= {what} <= D = {dim}")
+
+
+def gaussian_basis(dim: int, d: int, seed: int) -> DenseBasis:
+    """i.i.d. N(0, 1) columns normalized to unit length (seed 004, Appendix A.4).
+
+    Column j is the j-th row of one seeded stream, so bases of the same seed are nested in d.
+    """
+    check_size(dim, d)
+    rows = np.random.default_rng(seed).standard_normal((d, dim), dtype=np.float32)
+    rows /= np.linalg.norm(rows.astype(np.float64), axis=1, keepdims=True).astype(np.float32)
+    return DenseBasis(torch.from_numpy(np.ascontiguousarray(rows.T)))
+
+
+def trajectory_components(directions: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``count`` principal directions of a trajectory's steps (rows of ``directions``).
+
+    Returns (components (D, count) with orthonormal columns, all singular values, descending).
+    Each component's sign makes its largest-magnitude entry positive (a deterministic choice).
+    """
+    x = np.asarray(directions, dtype=np.float64)
+    steps, dim = x.shape
+    check_size(min(steps, dim), count, "components")
+    _, singular, vh = np.linalg.svd(x, full_matrices=False)
+    comps = vh[:count].T
+    signs = np.sign(comps[np.argmax(np.abs(comps), axis=0), np.arange(count)])
+    return comps * np.where(signs == 0, 1.0, signs), singular
+
+
+def eigenvector_basis(eigenvectors: np.ndarray, d: int) -> DenseBasis:
+    """The first d columns of an eigen store's ``eigenvectors`` (ordered by descending |lambda|)."""
+    vectors = np.asarray(eigenvectors)
+    check_size(vectors.shape[1], d, "d (solved eigenvectors)")
+    return DenseBasis(torch.from_numpy(np.ascontiguousarray(vectors[:, :d], dtype=np.float32)))
+
+
+def mask_basis(theta: np.ndarray, d: int) -> CoordinateBasis:
+    """The coordinates of the d largest |theta_i|."""
+    return CoordinateBasis(torch.from_numpy(magnitude_mask(theta, d)), int(np.asarray(theta).size))
+
+
+# ----------------------------------------------------------------------------- problems
+
+
+@dataclass
+class Sources:
+    """What the methods build their subspaces from (all float32 of length D unless noted)."""
+
+    start: np.ndarray  # w_t: burn-in, hessian_topd and mask_topd offset
+    init: np.ndarray  # w_0: random_affine offset
+    rewind: np.ndarray  # w_r: lottery offsets
+    final: np.ndarray | None = None  # w_T: lottery_ticket mask
+    trajectory: np.ndarray | None = None  # (D, m) principal directions of the trajectory
+    eigenvectors: np.ndarray | None = None  # (D, k) Hessian eigenvectors at step t
+
+
+def run_seeds(seed: int, run: int) -> tuple[int, int]:
+    """(data-order seed, basis seed) of run ``run``: shared by every method and dimension."""
+    return step_seed(seed, run, 3), step_seed(seed, run, 4)
+
+
+def build_subspace(method: str, d: int, run: int, sources: Sources, seed: int) -> tuple[np.ndarray, Basis]:
+    """(offset, basis) of one method at training dimension d for run ``run``."""
+    dim = sources.start.size
+    check_size(dim, d)
+    _, basis_seed = run_seeds(seed, run)
+    if method == "random_affine":
+        return sources.init, gaussian_basis(dim, d, basis_seed)
+    if method == "burn_in":
+        return sources.start, gaussian_basis(dim, d, basis_seed)
+    if method == "lottery_subspace":
+        if sources.trajectory is None or sources.trajectory.shape[1] < d:
+            have = 0 if sources.trajectory is None else sources.trajectory.shape[1]
+            raise ValueError(f"lottery_subspace at d = {d} needs {d} trajectory directions, have {have}")
+        return sources.rewind, DenseBasis(torch.from_numpy(np.ascontiguousarray(sources.trajectory[:, :d], dtype=np.float32)))
+    if method == "lottery_ticket":
+        if sources.final is None:
+            raise ValueError("lottery_ticket needs the parameters after full training")
+        basis = mask_basis(sources.final, d)
+        offset = np.zeros_like(sources.rewind)
+        keep = basis.indices.numpy()
+        offset[keep] = sources.rewind[keep]
+        return offset, basis
+    if method == "hessian_topd":
+        if sources.eigenvectors is None:
+            raise ValueError("hessian_topd needs the Hessian eigenvectors at the start step")
+        return sources.start, eigenvector_basis(sources.eigenvectors, d)
+    if method == "mask_topd":
+        return sources.start, mask_basis(sources.start, d)
+    raise ValueError(f"unknown subspace method {method!r} (known: {', '.join(METHODS)})")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class SubspaceSettings:
+    """Adam in the subspace (config ``experiments.<name>.dof``)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-7
+    eval_batch_size: int = 1000
+    device: str = "cpu"
+
+    @classmethod
+    def from_config(cls, dof: Mapping[str, Any], eval_batch_size: int = 1000) -> "SubspaceSettings":
+        return cls(steps=dof["steps"], batch_size=dof["batch_size"], lr=dof["lr"],
+                   eval_batch_size=eval_batch_size, device=dof["device"])
+
+    def evaluation(self) -> TrainSettings:
+        return TrainSettings(lr=self.lr, batch_size=self.batch_size, seed=0,
+                             eval_batch_size=self.eval_batch_size, device=self.device)
+
+
+@dataclass
+class SubspaceResult:
+    """Final losses and accuracies (eval mode, whole splits) and the batch-loss curve."""
+
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    batch_loss: np.ndarray
+    params: np.ndarray = field(repr=False)
+
+
+def _unflatten(model: nn.Module, w: torch.Tensor) -> dict[str, torch.Tensor]:
+    out, offset = {}, 0
+    for name, p in model.named_parameters():
+        out[name] = w[offset: offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return out
+
+
+def _finish(model: nn.Module, w: torch.Tensor, data: Data, settings: SubspaceSettings,
+            losses: np.ndarray) -> SubspaceResult:
+    with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(w.detach(), model.parameters())
+    evals = {split: evaluate(model, data, split, settings.evaluation()) for split in ("train", "test")}
+    return SubspaceResult(*evals["train"], *evals["test"], losses, w.detach().cpu().numpy().copy())
+
+
+def _check_finite(value: float, step: int, where: str) -> None:
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"{where} diverged: loss = {value} at step {step}; lower dof.lr")
+
+
+def train_in_subspace(model: nn.Module, offset: np.ndarray, basis: Basis, data: Data,
+                      settings: SubspaceSettings, data_seed: int, label: str = "subspace",
+                      progress: bool | None = False) -> SubspaceResult:
+    """Adam on theta for w = offset + A theta, theta_0 = 0; batches from ``data_seed``.
+
+    ``model`` gives the architecture and buffers (its parameters are overwritten at the end with
+    the final w). Raises TrainingDiverged on a non-finite batch loss.
+    """
+    device = torch.device(settings.device)
+    model = model.to(device).train()
+    dim = sum(p.numel() for p in model.parameters())
+    if basis.dim != dim or np.asarray(offset).size != dim:
+        raise ValueError(f"basis ({basis.dim}) and offset ({np.asarray(offset).size}) must match D = {dim}")
+    base = torch.tensor(np.asarray(offset, dtype=np.float32), device=device)  # a copy, never a view
+    basis = basis.to(device)
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    theta = torch.zeros(basis.size, device=device, requires_grad=True)
+    optimizer = torch.optim.Adam([theta], lr=settings.lr, betas=settings.betas, eps=settings.eps)
+    n = data.size("train")
+    losses = np.empty(settings.steps)
+    for step in tqdm(range(settings.steps), desc=label, disable=None if progress is None else not progress):
+        x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
+        x, y = x.to(device), y.to(device)
+        torch.manual_seed(step_seed(data_seed, step, 1))
+        w = base + basis.expand(theta)
+        loss = F.cross_entropy(functional_call(model, (_unflatten(model, w), buffers), (x,)), y)
+        losses[step] = float(loss.detach())
+        _check_finite(losses[step], step, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        w = base + basis.expand(theta)
+        for name, value in buffers.items():  # running statistics tracked during subspace training
+            model.get_buffer(name).copy_(value)
+    return _finish(model, w, data, settings, losses)
+
+
+def train_full_space(model: nn.Module, offset: np.ndarray, data: Data, settings: SubspaceSettings,
+                     data_seed: int, label: str = "full space", progress: bool | None = False) -> SubspaceResult:
+    """The reference: the same Adam on all D parameters from ``offset`` with the same batches."""
+    device = torch.device(settings.device)
+    model = model.to(device).train()
+    with torch.no_grad():
+        # a copy: the parameters become views of this vector and Adam updates them in place
+        torch.nn.utils.vector_to_parameters(torch.tensor(np.asarray(offset, dtype=np.float32), device=device),
+                                            model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.eps)
+    n = data.size("train")
+    losses = np.empty(settings.steps)
+    for step in tqdm(range(settings.steps), desc=label, disable=None if progress is None else not progress):
+        x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
+        x, y = x.to(device), y.to(device)
+        torch.manual_seed(step_seed(data_seed, step, 1))
+        loss = F.cross_entropy(model(x), y)
+        losses[step] = float(loss.detach())
+        _check_finite(losses[step], step, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return _finish(model, torch.nn.utils.parameters_to_vector(model.parameters()), data, settings, losses)
+
+
+def trajectory_directions(start: Checkpoint, data: Data, end_step: int, every: int = 1,
+                          progress: bool | None = None) -> tuple[np.ndarray, Checkpoint]:
+    """Replay the experiment's SGD from ``start`` to ``end_step`` and return its steps.
+
+    Row i is w_{s+every} - w_s for s = start + i * every (the last step may be shorter). The
+    replay is bitwise the experiment's training (segments are pure functions of the checkpoint);
+    the returned checkpoint at ``end_step`` lets the caller check that.
+    """
+    if every < 1:
+        raise ValueError(f"trajectory interval must be >= 1, got {every}")
+    settings = TrainSettings.from_config(start.settings)
+    marks = list(range(start.step, end_step, every)) + [end_step]
+    rows, checkpoint, previous = [], start, start.parameters()
+    bar = tqdm(list(zip(marks[:-1], marks[1:])), desc=f"trajectory {start.step}->{end_step}",
+               disable=None if progress is None else not progress)
+    for _, stop in bar:
+        checkpoint, _ = train_segment(checkpoint, data, stop, settings, progress=False)
+        current = checkpoint.parameters()
+        rows.append(current.astype(np.float64) - previous)
+        previous = current
+    return np.stack(rows) if rows else np.zeros((0, previous.size)), checkpoint
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+def running_max(values: Any, dim: str = "d") -> Any:
+    """Best value over the current and all smaller d (valid because the subspaces are nested)."""
+    import xarray as xr
+
+    return xr.apply_ufunc(np.maximum.accumulate, values, input_core_dims=[[dim]],
+                          output_core_dims=[[dim]], kwargs={"axis": -1})
+
+
+def success_probability(accuracy: Any, levels: Sequence[float]) -> Any:
+    """P_s(d, level): the fraction of runs whose accuracy reaches each level (dims ..., level, d)."""
+    import xarray as xr
+
+    values = np.asarray(levels, dtype=np.float64)
+    level = xr.DataArray(values, dims="level", coords={"level": values})
+    hit = accuracy >= level - 1e-12
+    return hit.mean("run").transpose(..., "level", "d")
+
+
+def threshold_dimension(success: Any, delta: float) -> Any:
+    """d*(level): the smallest d with P_s >= 1 - delta (NaN where no d reaches it)."""
+    import xarray as xr
+
+    ok = success >= 1 - delta - 1e-12
+    d = success["d"].values.astype(np.float64)
+
+    def first(mask: np.ndarray) -> np.ndarray:
+        any_ = mask.any(axis=-1)
+        return np.where(any_, d[np.argmax(mask, axis=-1)], np.nan)
+
+    return xr.apply_ufunc(first, ok, input_core_dims=[["d"]])
+
+
+# ----------------------------------------------------------------------------- quadratic well
+
+
+def quadratic_spectrum(kind: str, dim: int, low: float, high: float) -> np.ndarray:
+    """Eigenvalues of a quadratic well: ``bimodal`` (half at ``low``, half at ``high``) or
+    ``bulk`` (log-uniformly spaced between them), descending."""
+    if not 0 < low <= high:
+        raise ValueError(f"spectrum bounds must satisfy 0 < low <= high, got {low}, {high}")
+    if kind == "bimodal":
+        values = np.concatenate([np.full(dim - dim // 2, high), np.full(dim // 2, low)])
+    elif kind == "bulk":
+        values = np.geomspace(high, low, dim)
+    else:
+        raise ValueError(f"unknown spectrum kind {kind!r} (bimodal or bulk)")
+    return values.astype(np.float64)
+
+
+def quadratic_min_loss(eigenvalues: np.ndarray, w0: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """min over theta of L(w0 + A_d theta), L(w) = w^T diag(lambda) w / 2, for every d = 1..n.
+
+    With B = H^(1/2) A and c = H^(1/2) w0 the minimum is ||(I - P_{B_d}) c||^2 / 2; one QR of B
+    gives all nested d at once. Returns an array of length n = columns.shape[1].
+    """
+    root = np.sqrt(np.asarray(eigenvalues, dtype=np.float64))
+    c = root * np.asarray(w0, dtype=np.float64)
+    q, _ = np.linalg.qr(root[:, None] * np.asarray(columns, dtype=np.float64))
+    explained = np.cumsum((q.T @ c) ** 2)
+    return np.maximum(0.5 * (c @ c - explained), 0.0)
+
+
+def simulate_quadratic_well(eigenvalues: np.ndarray, radii: Sequence[float], dims: Sequence[int],
+                            runs: int, seed: int) -> np.ndarray:
+    """Minimum loss over random affine subspaces: array (R, run, d).
+
+    Run r draws one uniformly random direction for w0 (scaled to each R) and one Gaussian basis,
+    nested in d; the minimum is exact (:func:`quadratic_min_loss`), so success at eps means the
+    subspace intersects the sublevel set S(eps).
+    """
+    dim = len(eigenvalues)
+    dims = np.asarray(dims, dtype=int)
+    for d in dims:
+        check_size(dim, int(d))
+    out = np.empty((len(radii), runs, len(dims)))
+    for run in range(runs):
+        rng = np.random.default_rng([seed, run])
+        direction = rng.standard_normal(dim)
+        direction /= np.linalg.norm(direction)
+        columns = rng.standard_normal((dim, int(dims.max())))
+        for i, radius in enumerate(radii):
+            out[i, run] = quadratic_min_loss(eigenvalues, radius * direction, columns)[dims - 1]
+    return out
+
+
+def angular_dimension_bound(eigenvalues: np.ndarray, eps: Any, radius: float) -> np.ndarray:
+    """Eq. 3.4 of seed 004: d_local(eps, R) >~ sum_i r_i^2 / (R^2 + r_i^2), r_i^2 = 2 eps / lambda_i."""
+    eps = np.asarray(eps, dtype=np.float64)
+    r2 = 2.0 * eps[..., None] / np.asarray(eigenvalues, dtype=np.float64)
+    return np.sum(r2 / (radius ** 2 + r2), axis=-1)
+
+
+def threshold_bound(eigenvalues: np.ndarray, eps: Any, radius: float) -> np.ndarray:
+    """The upper bound D - d_local(eps, R) on the threshold training dimension."""
+    return len(eigenvalues) - angular_dimension_bound(eigenvalues, eps, radius)
+
+
+# ----------------------------------------------------------------------------- stores
+
+
+def run_chunk(method: str, d: int, runs: Sequence[int], sources: Sources, model: nn.Module, data: Data,
+              settings: SubspaceSettings, seed: int) -> "xr.Dataset":
+    """One job of the workflow: ``runs`` of one (method, d); dims (method, d, run[, adam_step])."""
+    import copy
+
+    import xarray as xr
+
+    results = []
+    for run in runs:
+        offset, basis = build_subspace(method, d, run, sources, seed)
+        data_seed, _ = run_seeds(seed, run)
+        result = train_in_subspace(copy.deepcopy(model), offset, basis, data, settings, data_seed,
+                                   label=f"{method} d={d} run={run}", progress=None)
+        log.info("%s d=%d run %d: train acc %.4f loss %.4f, test acc %.4f", method, d, run,
+                 result.train_accuracy, result.train_loss, result.test_accuracy)
+        results.append(result)
+    return _results_dataset(results, runs, {"method": [method], "d": [d]})
+
+
+def full_space_runs(runs: Sequence[int], init: np.ndarray, model: nn.Module, data: Data,
+                    settings: SubspaceSettings, seed: int) -> "xr.Dataset":
+    """The full-space reference: Adam on all D parameters from w_0, one per run's data order."""
+    import copy
+
+    results = []
+    for run in runs:
+        data_seed, _ = run_seeds(seed, run)
+        results.append(train_full_space(copy.deepcopy(model), init, data, settings, data_seed,
+                                        label=f"full space run={run}", progress=None))
+        log.info("full space run %d: train acc %.4f, test acc %.4f", run, results[-1].train_accuracy,
+                 results[-1].test_accuracy)
+    return _results_dataset(results, runs, {})
+
+
+_RESULT_ATTRS = {
+    "train_loss": ("nats", "mean cross-entropy over the train split after the last step (eval mode)"),
+    "train_accuracy": ("1", "top-1 accuracy over the train split after the last step (eval mode)"),
+    "test_loss": ("nats", "mean cross-entropy over the test split after the last step (eval mode)"),
+    "test_accuracy": ("1", "top-1 accuracy over the test split after the last step (eval mode)"),
+    "batch_loss": ("nats", "batch cross-entropy before each Adam step"),
+}
+
+
+def _results_dataset(results: Sequence[SubspaceResult], runs: Sequence[int], outer: Mapping[str, list]) -> "xr.Dataset":
+    import xarray as xr
+
+    dims = (*outer, "run")
+    shape = (1,) * len(outer)
+    data = {name: (dims, np.array([getattr(r, name) for r in results]).reshape(*shape, len(results)))
+            for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+    curves = np.stack([r.batch_loss for r in results])
+    data["batch_loss"] = ((*dims, "adam_step"), curves.reshape(*shape, *curves.shape))
+    ds = xr.Dataset(data, coords={**outer, "run": list(runs), "adam_step": np.arange(curves.shape[1])})
+    for name, (units, long_name) in _RESULT_ATTRS.items():
+        ds[name].attrs.update(units=units, long_name=long_name)
+    return ds
+
+
+def dof_dataset(chunks: Sequence["xr.Dataset"], full: "xr.Dataset", dim: int, levels: Sequence[float],
+                delta: float) -> "xr.Dataset":
+    """results/dof/<experiment>.zarr: the chunks on one (method, d, run) grid, the full-space
+    reference, and the success probability and threshold dimension per split."""
+    import xarray as xr
+
+    ds = xr.combine_by_coords([c.drop_vars("batch_loss") for c in chunks], combine_attrs="drop_conflicts")
+    curves = xr.combine_by_coords([c[["batch_loss"]] for c in chunks], combine_attrs="drop_conflicts")
+    ds["batch_loss"] = curves["batch_loss"]
+    order = [m for m in METHODS if m in set(map(str, ds["method"].values))]
+    ds = ds.sel({"method": order}).transpose("method", "d", "run", "adam_step")
+    ds = ds.assign_coords(method=order,
+                          compression=("d", dim / ds["d"].values.astype(np.float64)))
+    ds["compression"].attrs.update(long_name="compression ratio D / d", units="1")
+    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        ds[f"full_{name}"] = full[name].rename(run="full_run")
+        ds[f"full_{name}"].attrs.update(full[name].attrs, long_name="full-space reference: " + full[name].attrs["long_name"])
+    accuracy = xr.concat([running_max(ds[f"{s}_accuracy"]) for s in ("train", "test")],
+                         dim=xr.DataArray(["train", "test"], dims="split", name="split"))
+    ds["success_probability"] = success_probability(accuracy, levels).transpose("method", "split", "level", "d")
+    ds["success_probability"].attrs.update(
+        units="1", long_name="fraction of runs whose accuracy (running max over smaller d) reaches the level")
+    ds["threshold_dimension"] = threshold_dimension(ds["success_probability"], delta)
+    ds["threshold_dimension"].attrs.update(
+        units="1", long_name=f"d*: smallest d with success probability >= 1 - delta (delta = {delta}); NaN if none")
+    ds.attrs.update(D=dim, delta=delta, methods=", ".join(f"{m}: {METHOD_LABELS[m]}" for m in ds["method"].values))
+    return ds
+
+
+def quadratic_well_dataset(quad: Mapping[str, Any]) -> "xr.Dataset":
+    """results/dof/quadratic_well.zarr: exact minimum losses (spectrum, radius, run, d), the
+    success probability and simulated d* per eps, and the Eq. 3.4 bound on d*."""
+    import xarray as xr
+
+    dim = quad["dim"]
+    dims = quad["dims"] or sorted({int(round(x)) for x in np.geomspace(1, dim, 40)})
+    eps = np.geomspace(quad["eps"]["low"], quad["eps"]["high"], quad["eps"]["num"])
+    names = [s["name"] for s in quad["spectra"]]
+    spectra = np.stack([quadratic_spectrum(s["kind"], dim, s["low"], s["high"]) for s in quad["spectra"]])
+    losses = np.stack([simulate_quadratic_well(lam, quad["radii"], dims, quad["runs"], quad["seed"] + i)
+                       for i, lam in enumerate(spectra)])
+    bound = np.stack([[threshold_bound(lam, eps, r) for r in quad["radii"]] for lam in spectra])
+    ds = xr.Dataset(
+        {
+            "eigenvalues": (("spectrum", "index"), spectra),
+            "min_loss": (("spectrum", "radius", "run", "d"), losses),
+            "threshold_bound": (("spectrum", "radius", "eps"), bound),
+        },
+        coords={"spectrum": names, "index": np.arange(dim), "radius": list(quad["radii"]),
+                "run": np.arange(quad["runs"]), "d": dims, "eps": eps},
+    )
+    hit = ds["min_loss"] <= ds["eps"]
+    ds["success_probability"] = hit.mean("run").transpose("spectrum", "radius", "eps", "d")
+    ds["threshold_dimension"] = threshold_dimension(ds["success_probability"], quad["delta"])
+    ds["eigenvalues"].attrs.update(long_name="Hessian eigenvalues lambda_i of the well", units="loss / parameter^2")
+    ds["min_loss"].attrs.update(long_name="exact minimum of w^T H w / 2 over w0 + span(A_d)", units="loss")
+    ds["threshold_bound"].attrs.update(long_name="D - sum r_i^2 / (R^2 + r_i^2), r_i^2 = 2 eps / lambda_i (Eq. 3.4)", units="1")
+    ds["success_probability"].attrs.update(long_name="fraction of runs with min_loss <= eps", units="1")
+    ds["threshold_dimension"].attrs.update(long_name=f"simulated d*(eps): smallest d with success >= 1 - delta (delta = {quad['delta']})", units="1")
+    ds.attrs.update(D=dim, delta=quad["delta"])
+    return ds

@@ -1,0 +1,228 @@
+"""Degrees of freedom: bases, subspace training against full-space training, the trajectory,
+success probability and d*, the quadratic well and its bound, the dof config checks."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from hessmask import subspace as S
+from hessmask.config import ConfigError, load_config
+from hessmask.data import TensorData, synthetic_splits
+from hessmask.models import build_model
+from hessmask.training import TrainingDiverged, TrainSettings, initial_checkpoint, train_segment
+
+
+def tiny_data(n=64):
+    return TensorData(synthetic_splits((1, 16, 16), 10, n, seed=3))
+
+
+def tiny_model():
+    return build_model("mlp_tiny", seed=5)
+
+
+def flat(model):
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach().numpy().copy()
+
+
+SETTINGS = S.SubspaceSettings(steps=12, batch_size=16, lr=0.01)
+
+
+@pytest.mark.parametrize("kind", ["dense", "coordinates"])
+def test_identity_subspace_matches_full_space_training(kind):
+    data, model = tiny_data(), tiny_model()
+    w0 = flat(model)
+    dim = w0.size
+    basis = S.DenseBasis(torch.eye(dim)) if kind == "dense" else S.CoordinateBasis(torch.arange(dim), dim)
+    sub = S.train_in_subspace(tiny_model(), w0, basis, data, SETTINGS, data_seed=11)
+    full = S.train_full_space(tiny_model(), w0, data, SETTINGS, data_seed=11)
+    np.testing.assert_allclose(sub.batch_loss, full.batch_loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sub.params, full.params, rtol=0, atol=1e-5)
+    assert np.abs(sub.params - w0).max() > 1e-3  # it trained
+    assert sub.train_accuracy == pytest.approx(full.train_accuracy, abs=1 / 64)
+    np.testing.assert_array_equal(w0, flat(model))  # the offset was never written to
+
+
+def test_subspace_training_stays_in_the_subspace_and_is_deterministic():
+    data = tiny_data()
+    w0 = flat(tiny_model())
+    basis = S.gaussian_basis(w0.size, 6, seed=2)
+    first = S.train_in_subspace(tiny_model(), w0, basis, data, SETTINGS, data_seed=1)
+    again = S.train_in_subspace(tiny_model(), w0, basis, data, SETTINGS, data_seed=1)
+    np.testing.assert_array_equal(first.params, again.params)
+    a = basis.matrix().double().numpy()
+    step = first.params.astype(np.float64) - w0
+    theta, *_ = np.linalg.lstsq(a, step, rcond=None)
+    assert np.linalg.norm(a @ theta - step) <= 1e-5 * np.linalg.norm(step)
+    assert first.batch_loss[-1] < first.batch_loss[0]
+
+
+def test_divergence_names_the_step():
+    splits = synthetic_splits((1, 16, 16), 10, 32, seed=3)
+    splits.x_train[:] = float("nan")
+    with pytest.raises(TrainingDiverged, match="at step 0"):
+        S.train_in_subspace(tiny_model(), flat(tiny_model()), S.gaussian_basis(2146, 3, 0), TensorData(splits),
+                            SETTINGS, data_seed=0)
+
+
+def test_bases_match_their_matrices_and_keep_orthonormality(rng):
+    dim = 40
+    g = S.gaussian_basis(dim, 7, seed=4)
+    np.testing.assert_allclose(np.linalg.norm(g.columns.numpy(), axis=0), 1, rtol=1e-6)
+    np.testing.assert_array_equal(S.gaussian_basis(dim, 3, seed=4).columns, g.columns[:, :3])  # nested in d
+    assert not torch.equal(S.gaussian_basis(dim, 3, seed=5).columns, g.columns[:, :3])
+    c = S.CoordinateBasis(torch.tensor([3, 0, 17]), dim)
+    dense = c.matrix().numpy()
+    np.testing.assert_array_equal(dense, np.eye(dim)[:, [3, 0, 17]])
+    theta = torch.tensor([1.0, -2.0, 0.5])
+    np.testing.assert_array_equal(c.expand(theta).numpy(), dense @ theta.numpy())
+    sym = rng.standard_normal((dim, dim))
+    _, vectors = np.linalg.eigh(sym + sym.T)
+    e = S.eigenvector_basis(vectors, 5).columns.double().numpy()
+    np.testing.assert_allclose(e.T @ e, np.eye(5), atol=1e-6)
+    with pytest.raises(ValueError, match="D = 40"):
+        S.gaussian_basis(dim, 41, 0)
+    with pytest.raises(ValueError, match="distinct"):
+        S.CoordinateBasis(torch.tensor([1, 1]), dim)
+
+
+def test_trajectory_components_are_the_top_singular_directions(rng):
+    steps = rng.standard_normal((30, 50)) * np.geomspace(10, 0.1, 50)
+    comps, singular = S.trajectory_components(steps, 4)
+    np.testing.assert_allclose(comps.T @ comps, np.eye(4), atol=1e-12)
+    _, s, vh = np.linalg.svd(steps, full_matrices=False)
+    np.testing.assert_allclose(singular, s)
+    np.testing.assert_allclose(comps @ comps.T, vh[:4].T @ vh[:4], atol=1e-10)  # same span
+    assert np.all(comps[np.argmax(np.abs(comps), axis=0), np.arange(4)] > 0)  # sign convention
+    with pytest.raises(ValueError, match="components"):
+        S.trajectory_components(steps, 31)
+
+
+def test_trajectory_replays_training_bitwise():
+    data = tiny_data()
+    settings = TrainSettings(lr=0.1, batch_size=16, seed=3)
+    start = initial_checkpoint("mlp_tiny", 10, settings)
+    directions, end = S.trajectory_directions(start, data, 7, every=2, progress=False)
+    assert directions.shape == (4, 2146)  # steps 0-2, 2-4, 4-6, 6-7
+    reference, _ = train_segment(start, data, 7, settings, progress=False)
+    np.testing.assert_array_equal(end.parameters(), reference.parameters())
+    np.testing.assert_allclose(directions.sum(0), reference.parameters().astype(np.float64) - start.parameters(),
+                               atol=1e-6)
+
+
+def test_methods_build_the_subspaces_they_name(rng):
+    dim = 30
+    w = {k: rng.standard_normal(dim).astype(np.float32) for k in ("start", "init", "rewind", "final")}
+    sources = S.Sources(**w, trajectory=np.linalg.qr(rng.standard_normal((dim, 6)))[0],
+                        eigenvectors=np.linalg.qr(rng.standard_normal((dim, 8)))[0])
+    offset, basis = S.build_subspace("lottery_ticket", 5, 0, sources, 1)
+    keep = np.argsort(-np.abs(w["final"]))[:5]
+    assert sorted(basis.indices.tolist()) == sorted(keep.tolist())
+    np.testing.assert_array_equal(offset[keep], w["rewind"][keep])
+    assert np.count_nonzero(offset) == 5  # pruned weights are zero
+    offset, basis = S.build_subspace("mask_topd", 4, 0, sources, 1)
+    assert offset is w["start"] and sorted(basis.indices.tolist()) == sorted(np.argsort(-np.abs(w["start"]))[:4].tolist())
+    offset, basis = S.build_subspace("random_affine", 4, 2, sources, 1)
+    assert offset is w["init"]
+    burn_offset, burn = S.build_subspace("burn_in", 4, 2, sources, 1)
+    assert burn_offset is w["start"] and torch.equal(burn.columns, basis.columns)  # same run, same basis
+    _, hess = S.build_subspace("hessian_topd", 3, 0, sources, 1)
+    np.testing.assert_allclose(hess.columns.numpy(), sources.eigenvectors[:, :3], atol=1e-7)
+    with pytest.raises(ValueError, match="needs 7 trajectory directions"):
+        S.build_subspace("lottery_subspace", 7, 0, sources, 1)
+    with pytest.raises(ValueError, match="unknown subspace method"):
+        S.build_subspace("pca", 3, 0, sources, 1)
+
+
+def test_success_probability_and_threshold_dimension():
+    acc = xr.DataArray([[0.2, 0.5, 0.9], [0.3, 0.4, 0.95], [0.1, 0.6, 0.8]], dims=("run", "d"),
+                       coords={"d": [1, 10, 100]})
+    best = S.running_max(acc)
+    np.testing.assert_array_equal(best.sel(run=1).values, [0.3, 0.4, 0.95])
+    prob = S.success_probability(acc, [0.25, 0.5, 0.85, 0.99])
+    np.testing.assert_allclose(prob.values, [[1 / 3, 1, 1], [0, 2 / 3, 1], [0, 0, 2 / 3], [0, 0, 0]])
+    dstar = S.threshold_dimension(prob, delta=0.1)
+    np.testing.assert_array_equal(dstar.values, [10, 100, np.nan, np.nan])
+    assert S.threshold_dimension(prob, delta=0.5).values[2] == 100  # 2/3 >= 0.5
+
+
+def test_quadratic_bound_by_hand():
+    # lambda = (2, 0.5), eps = 1, R = 1: r^2 = (1, 4), sum r^2 / (R^2 + r^2) = 1/2 + 4/5
+    assert S.angular_dimension_bound(np.array([2.0, 0.5]), 1.0, 1.0) == pytest.approx(1.3)
+    assert S.threshold_bound(np.array([2.0, 0.5]), 1.0, 1.0) == pytest.approx(0.7)
+    many = S.angular_dimension_bound(np.array([2.0, 0.5]), np.array([1.0, 1e9]), 1.0)
+    assert many[1] == pytest.approx(2.0, abs=1e-6)  # eps -> inf: every direction counts
+
+
+def test_quadratic_min_loss_matches_least_squares(rng):
+    lam = S.quadratic_spectrum("bulk", 12, 0.01, 1.0)
+    w0, a = rng.standard_normal(12), rng.standard_normal((12, 12))
+    got = S.quadratic_min_loss(lam, w0, a)
+    h = np.diag(lam)
+    for d in (1, 4, 9):
+        theta = np.linalg.solve(a[:, :d].T @ h @ a[:, :d], -a[:, :d].T @ h @ w0)
+        w = w0 + a[:, :d] @ theta
+        assert got[d - 1] == pytest.approx(0.5 * w @ h @ w, rel=1e-9, abs=1e-12)
+    assert np.all(np.diff(got) <= 1e-12) and got[-1] == pytest.approx(0, abs=1e-10)
+    assert np.all(S.quadratic_spectrum("bimodal", 6, 0.1, 1.0) == [1, 1, 1, 0.1, 0.1, 0.1])
+
+
+def test_quadratic_well_dataset_has_a_phase_transition():
+    quad = {"dim": 40, "spectra": [{"name": "bimodal", "kind": "bimodal", "low": 1e-3, "high": 1.0}],
+            "radii": [1.0], "dims": [1, 5, 10, 20, 30, 40], "eps": {"low": 1e-4, "high": 1.0, "num": 6},
+            "runs": 4, "delta": 0.1, "seed": 1}
+    ds = S.quadratic_well_dataset(quad)
+    prob = ds["success_probability"].sel(spectrum="bimodal", radius=1.0)
+    assert prob.sel(d=40).min() == 1 and prob.sel(d=1, eps=1e-4) == 0
+    assert np.all(prob.diff("d") >= 0)  # nested subspaces: success only grows with d
+    dstar = ds["threshold_dimension"].sel(spectrum="bimodal", radius=1.0).values
+    assert np.all(np.diff(dstar[np.isfinite(dstar)]) <= 0)  # larger eps, fewer dimensions
+
+
+def _chunk(method, d, runs, value):
+    results = [S.SubspaceResult(0.1, value + r / 100, 0.2, value, np.zeros(3), np.zeros(1)) for r in runs]
+    return S._results_dataset(results, runs, {"method": [method], "d": [d]})
+
+
+def test_dof_dataset_combines_chunks():
+    chunks = [_chunk(m, d, runs, 0.5 if d == 10 else 0.9) for m in ("random_affine", "mask_topd")
+              for d in (10, 100) for runs in ([0, 1], [2])]
+    full = S._results_dataset([S.SubspaceResult(0.05, 0.97, 0.1, 0.95, np.zeros(3), np.zeros(1))], [0], {})
+    ds = S.dof_dataset(chunks, full, 1000, [0.5, 0.9], delta=0.1)
+    assert ds["train_accuracy"].dims == ("method", "d", "run") and ds.sizes["run"] == 3
+    np.testing.assert_array_equal(ds["compression"].values, [100, 10])
+    assert ds["success_probability"].dims == ("method", "split", "level", "d")
+    np.testing.assert_array_equal(ds["threshold_dimension"].sel({"method": "mask_topd", "split": "test"}).values, [10, 100])
+    assert float(ds["full_train_accuracy"].squeeze()) == pytest.approx(0.97)
+
+
+@pytest.mark.parametrize(
+    "dof,key",
+    [
+        ({"dims": [10, 3000]}, "dims"),  # > D of mlp_tiny
+        ({"dims": [8, 4]}, "dims"),
+        ({"dims": [4, 9], "methods": ["lottery_subspace"]}, "dims"),  # 8 training steps
+        ({"start_step": 5}, "start_step"),
+        ({"rewind_step": 7}, "rewind_step"),
+        ({"methods": ["hessian_topd"], "hessian_method": "seigh", "dims": [2, 200]}, "dims"),  # outer = 120
+    ],
+)
+def test_dof_config_errors_name_the_key(repo, dof, key):
+    with pytest.raises(ConfigError) as info:
+        load_config(repo / "config.yaml", repo / "configs" / "ci.yaml",
+                    overrides={"experiments": {"ci_mlp": {"dof": dof}}})
+    assert f"'experiments.ci_mlp.dof.{key}'" in str(info.value)
+
+
+def test_hessian_topd_needs_a_solved_step(repo):
+    with pytest.raises(ConfigError, match="solved only at"):
+        load_config(repo / "config.yaml", repo / "configs" / "ci.yaml",
+                    overrides={"experiments": {"ci_mlp": {"eigen": {"exact_steps": [0]}}}})
+
+
+def test_dof_dataset_orders_methods_and_labels_levels():
+    chunks = [_chunk(m, 10, [0], 0.5) for m in ("mask_topd", "burn_in", "random_affine")]
+    full = S._results_dataset([S.SubspaceResult(0.05, 0.97, 0.1, 0.95, np.zeros(3), np.zeros(1))], [0], {})
+    ds = S.dof_dataset(chunks, full, 100, [0.3, 0.6], delta=0.1)
+    assert list(ds["method"].values) == ["random_affine", "burn_in", "mask_topd"]
+    np.testing.assert_array_equal(ds["level"].values, [0.3, 0.6])
