@@ -19,6 +19,8 @@ rule dof_trajectory:
         imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "dof_trajectory", "{experiment}.log"),
+    benchmark:
+        results("benchmarks", "rules", "dof_trajectory", "{experiment}.tsv")
     threads: lambda wc: experiment(wc)["train"]["threads"]
     resources:
         gpu=train_gpu,
@@ -48,6 +50,8 @@ rule dof_chunk:
         imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "dof_chunk", "{experiment}", "{method}", "d={d}", "chunk={chunk}.log"),
+    benchmark:
+        results("benchmarks", "rules", "dof_chunk", "{experiment}", "{method}", "d={d}", "chunk={chunk}.tsv")
     wildcard_constraints:
         method="|".join(["random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd"]),
         d=r"\d+",
@@ -81,6 +85,8 @@ rule dof_reference:
         imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "dof_reference", "{experiment}.log"),
+    benchmark:
+        results("benchmarks", "rules", "dof_reference", "{experiment}.tsv")
     threads: lambda wc: dof(wc)["threads"]
     resources:
         gpu=dof_resources,
@@ -145,6 +151,8 @@ rule dof_quadratic:
         quad=config["dof_quadratic"],
     log:
         results("logs", "dof_quadratic.log"),
+    benchmark:
+        results("benchmarks", "rules", "dof_quadratic.tsv")
     resources:
         mem_mb=4000,
         runtime=30,
