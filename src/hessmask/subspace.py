@@ -272,6 +272,25 @@ def _check_finite(value: float, step: int, where: str) -> None:
         raise TrainingDiverged(f"{where} diverged: loss = {value} at step {step}; lower dof.lr")
 
 
+def _adam(loss_of: Any, params: list[torch.Tensor], data: Data, settings: SubspaceSettings, data_seed: int,
+          label: str, progress: bool | None) -> np.ndarray:
+    """Adam on ``params`` for ``settings.steps`` batches of the seeded data order; batch losses."""
+    device = torch.device(settings.device)
+    optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps)
+    n = data.size("train")
+    losses = np.empty(settings.steps)
+    for step in tqdm(range(settings.steps), desc=label, disable=None if progress is None else not progress):
+        x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
+        torch.manual_seed(step_seed(data_seed, step, 1))  # dropout draws of this step
+        loss = loss_of(x.to(device), y.to(device))
+        losses[step] = float(loss.detach())
+        _check_finite(losses[step], step, label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return losses
+
+
 def train_in_subspace(model: nn.Module, offset: np.ndarray, basis: Basis, data: Data,
                       settings: SubspaceSettings, data_seed: int, label: str = "subspace",
                       progress: bool | None = False) -> SubspaceResult:
@@ -289,20 +308,12 @@ def train_in_subspace(model: nn.Module, offset: np.ndarray, basis: Basis, data: 
     basis = basis.to(device)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     theta = torch.zeros(basis.size, device=device, requires_grad=True)
-    optimizer = torch.optim.Adam([theta], lr=settings.lr, betas=settings.betas, eps=settings.eps)
-    n = data.size("train")
-    losses = np.empty(settings.steps)
-    for step in tqdm(range(settings.steps), desc=label, disable=None if progress is None else not progress):
-        x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
-        x, y = x.to(device), y.to(device)
-        torch.manual_seed(step_seed(data_seed, step, 1))
+
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         w = base + basis.expand(theta)
-        loss = F.cross_entropy(functional_call(model, (_unflatten(model, w), buffers), (x,)), y)
-        losses[step] = float(loss.detach())
-        _check_finite(losses[step], step, label)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        return F.cross_entropy(functional_call(model, (_unflatten(model, w), buffers), (x,)), y)
+
+    losses = _adam(loss_of, [theta], data, settings, data_seed, label, progress)
     with torch.no_grad():
         w = base + basis.expand(theta)
         for name, value in buffers.items():  # running statistics tracked during subspace training
@@ -319,19 +330,8 @@ def train_full_space(model: nn.Module, offset: np.ndarray, data: Data, settings:
         # a copy: the parameters become views of this vector and Adam updates them in place
         torch.nn.utils.vector_to_parameters(torch.tensor(np.asarray(offset, dtype=np.float32), device=device),
                                             model.parameters())
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=settings.betas, eps=settings.eps)
-    n = data.size("train")
-    losses = np.empty(settings.steps)
-    for step in tqdm(range(settings.steps), desc=label, disable=None if progress is None else not progress):
-        x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
-        x, y = x.to(device), y.to(device)
-        torch.manual_seed(step_seed(data_seed, step, 1))
-        loss = F.cross_entropy(model(x), y)
-        losses[step] = float(loss.detach())
-        _check_finite(losses[step], step, label)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    losses = _adam(lambda x, y: F.cross_entropy(model(x), y), list(model.parameters()), data, settings,
+                   data_seed, label, progress)
     return _finish(model, torch.nn.utils.parameters_to_vector(model.parameters()), data, settings, losses)
 
 
