@@ -20,11 +20,13 @@ CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 CI = str(REPO / "configs" / "ci.yaml")
 # one decomposed step, no synthetic study: a small DAG whose jobs all go through the scheduler
 OVERLAY = """synthetic: {enabled: false}
+dof_quadratic: {enabled: false}
 experiments:
   ci_mlp:
     record_steps: [0, 6]
     train: {steps: 6}
     eigen: {steps: [6]}
+    dof: {enabled: false}
     resources: {eigen_gpus: 1, eigen_mem_mb: 1000, train_mem_mb: 1000}
 """
 SLURM_ARGS = ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
