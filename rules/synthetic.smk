@@ -15,6 +15,8 @@ rule synthetic_chunk:
     wildcard_constraints:
         D=r"\d+",
     threads: 1
+    # long chunks (D = 1024, 2048) start early instead of trailing the study on one core
+    priority: 30
     resources:
         mem_mb=2000,
         runtime=60,
