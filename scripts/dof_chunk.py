@@ -7,9 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 
 
 import torch  # noqa: E402
 
-from hessmask.data import open_experiment_data  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES  # noqa: E402
+from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
 from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
 from hessmask.subspace import Sources, SubspaceSettings, full_space_runs, run_chunk  # noqa: E402
 from hessmask.training import Checkpoint  # noqa: E402
@@ -18,9 +16,8 @@ sm = snakemake  # noqa: F821
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 model_name, dof = sm.params.model, sm.params.dof
-data = open_experiment_data(sm.params.data["dataset"], (sm.input.data or [None])[0],
-                            {"imagenet_root": sm.params.imagenet_root}, INPUT_SHAPES[model_name],
-                            DEFAULT_CLASSES[model_name], sm.params.data["synthetic_samples"], sm.params.seed)
+data = experiment_data(model_name, sm.params.data["dataset"], sm.params.data["synthetic_samples"], sm.params.seed,
+                       sm.input.data, sm.params.imagenet_root)
 start = Checkpoint.load(sm.input.start)
 theta = start.parameters()
 if sm.rule == "dof_reference":

@@ -9,9 +9,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from hessmask.data import open_experiment_data  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES  # noqa: E402
+from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
 from hessmask.store import provenance, write_dataset  # noqa: E402
 from hessmask.subspace import trajectory_components, trajectory_directions  # noqa: E402
 from hessmask.training import Checkpoint  # noqa: E402
@@ -20,9 +18,8 @@ sm = snakemake  # noqa: F821
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 exp = sm.params.experiment
-data = open_experiment_data(exp["dataset"], (sm.input.data or [None])[0], {"imagenet_root": sm.params.imagenet_root},
-                            INPUT_SHAPES[exp["model"]], DEFAULT_CLASSES[exp["model"]], exp["synthetic_samples"],
-                            exp["train"]["seed"])
+data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
+                       sm.input.data, sm.params.imagenet_root)
 directions, end = trajectory_directions(Checkpoint.load(sm.input.start), data, sm.params.steps, sm.params.every)
 expected = Checkpoint.load(sm.input.final).parameters()
 gap = float(np.max(np.abs(end.parameters() - expected)))

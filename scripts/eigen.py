@@ -7,9 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 
 
 import torch  # noqa: E402
 
-from hessmask.data import open_experiment_data  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES  # noqa: E402
+from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
 from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
 from hessmask.study import eigenvector_encoding, exact_store, hessian_operator, shard_store, sketch_store  # noqa: E402
 from hessmask.training import Checkpoint  # noqa: E402
@@ -18,9 +16,8 @@ sm = snakemake  # noqa: F821
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 exp, eigen = sm.params.experiment, sm.params.eigen
-data = open_experiment_data(exp["dataset"], (sm.input.data or [None])[0], {"imagenet_root": sm.params.imagenet_root},
-                            INPUT_SHAPES[exp["model"]], DEFAULT_CLASSES[exp["model"]], exp["synthetic_samples"],
-                            exp["train"]["seed"])
+data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
+                       sm.input.data, sm.params.imagenet_root)
 checkpoint = Checkpoint.load(sm.input.checkpoint, map_location="cpu")
 operator = hessian_operator(checkpoint, data, sm.wildcards.split, sm.params.samples, eigen)
 log.info("%s: D = %d, %d examples of %s, step %s", sm.rule, operator.dim, operator.num_examples,

@@ -7,19 +7,15 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 
 
 import torch  # noqa: E402
 
-from hessmask.data import open_experiment_data  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES  # noqa: E402
+from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
 from hessmask.store import provenance, write_dataset  # noqa: E402
 from hessmask.training import Checkpoint, run_segment  # noqa: E402
 
 log = setup_logging(snakemake.log)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 exp = snakemake.params.experiment  # noqa: F821
-data = open_experiment_data(exp["dataset"], (snakemake.input.data or [None])[0],  # noqa: F821
-                            {"imagenet_root": snakemake.params.imagenet_root},  # noqa: F821
-                            INPUT_SHAPES[exp["model"]], DEFAULT_CLASSES[exp["model"]],
-                            exp["synthetic_samples"], exp["train"]["seed"])
+data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
+                       snakemake.input.data, snakemake.params.imagenet_root)  # noqa: F821
 previous = Checkpoint.load(snakemake.input.previous) if snakemake.input.previous else None  # noqa: F821
 checkpoint, curve = run_segment(exp, data, int(snakemake.wildcards.step), previous)  # noqa: F821
 curve.attrs.update(provenance(exp))

@@ -23,3 +23,15 @@ def setup_logging(log_files: Sequence[str] | str | None, name: str = "hessmask")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
     return logging.getLogger(name)
+
+
+def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
+                    prepared: Sequence[str] | None, imagenet_root: str | None):
+    """The ``Data`` a job of one experiment reads: its prepared npz (the rule's ``data`` input,
+    empty for imagenet and synthetic data), the ImageNet tree, or synthetic inputs of the model's
+    shape (seeded by ``seed``)."""
+    from hessmask.data import open_experiment_data
+    from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
+
+    return open_experiment_data(dataset, (list(prepared or []) or [None])[0], {"imagenet_root": imagenet_root},
+                                INPUT_SHAPES[model], DEFAULT_CLASSES[model], synthetic_samples, seed)
