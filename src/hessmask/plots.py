@@ -536,46 +536,50 @@ def _edges(centers: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * centers[0] - mid[0]], mid, [2 * centers[-1] - mid[-1]]])
 
 
-def dof_threshold(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """d*(accuracy level) of every method on one plot, train and test (seed 004 Fig. 3)."""
+def _dof_split_panels(ds: xr.Dataset, draw, xlabel: str, ylabel: str, title: str, legend_loc: str) -> plt.Figure:
+    """Train and test panels side by side: ``draw(ax, split, method, color)`` per method, the
+    full-space accuracy dashed, a log x axis, the legend on the train panel."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, split in zip(axes, ("train", "test")):
-        for method in ds["method"].values:
-            dstar = ds["threshold_dimension"].sel({"method": method, "split": split})
-            ok = np.isfinite(dstar.values)
-            ax.plot(dstar.values[ok], dstar["level"].values[ok], marker=".", ms=3,
-                    color=DOF_COLORS.get(str(method)), label=_dof_label(str(method)))
+        for method in map(str, ds["method"].values):
+            draw(ax, split, method, DOF_COLORS.get(method))
         _full_accuracy(ax, ds, split)
         ax.set_xscale("log")
-        ax.set_xlim(ds["d"].values.min() / 1.5, ds["d"].values.max() * 1.5)
-        ax.set_xlabel("threshold training dimension d*")
-        ax.set_ylabel(f"{split} accuracy level")
-        ax.set_title(f"{split} accuracy")
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title or "Threshold training dimension")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel.format(split=split))
+    axes[0].legend(fontsize=7, loc=legend_loc)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def dof_threshold(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """d*(accuracy level) of every method on one plot, train and test (seed 004 Fig. 3)."""
+
+    def draw(ax, split, method, color):
+        dstar = ds["threshold_dimension"].sel({"method": method, "split": split})
+        ok = np.isfinite(dstar.values)
+        ax.plot(dstar.values[ok], dstar["level"].values[ok], marker=".", ms=3, color=color,
+                label=_dof_label(method))
+        ax.set_xlim(ds["d"].values.min() / 1.5, ds["d"].values.max() * 1.5)
+        ax.set_title(f"{split} accuracy")
+
+    return _dof_split_panels(ds, draw, "threshold training dimension d*", "{split} accuracy level",
+                             title or "Threshold training dimension", "lower right")
 
 
 def dof_compression(ds: xr.Dataset, title: str = "") -> plt.Figure:
     """Mean accuracy (min-max band over runs) vs compression ratio D/d (seed 004 Fig. 6)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     x = ds["compression"].values
-    for ax, split in zip(axes, ("train", "test")):
-        for method in ds["method"].values:
-            acc = ds[f"{split}_accuracy"].sel({"method": method})
-            color = DOF_COLORS.get(str(method))
-            ax.plot(x, acc.mean("run"), marker="o", ms=3, color=color, label=_dof_label(str(method)))
-            ax.fill_between(x, acc.min("run"), acc.max("run"), color=color, alpha=0.2, lw=0)
-        _full_accuracy(ax, ds, split)
-        ax.set_xscale("log")
-        ax.set_xlabel("compression ratio D / d")
-        ax.set_ylabel(f"{split} accuracy")
+
+    def draw(ax, split, method, color):
+        acc = ds[f"{split}_accuracy"].sel({"method": method})
+        ax.plot(x, acc.mean("run"), marker="o", ms=3, color=color, label=_dof_label(method))
+        ax.fill_between(x, acc.min("run"), acc.max("run"), color=color, alpha=0.2, lw=0)
         ax.set_title(f"{split} accuracy after {ds.sizes['adam_step']} Adam steps")
-    axes[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title or "Accuracy vs compression ratio")
-    fig.tight_layout()
-    return fig
+
+    return _dof_split_panels(ds, draw, "compression ratio D / d", "{split} accuracy",
+                             title or "Accuracy vs compression ratio", "lower left")
 
 
 def quadratic_well(ds: xr.Dataset) -> plt.Figure:
