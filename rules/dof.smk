@@ -1,6 +1,6 @@
-# Degrees of freedom (seed 004, STUDY.md section 7): training in d-dimensional affine subspaces
-# of each experiment with dof.enabled, one job per (method, d, chunk of runs), and the quadratic
-# well of seed 004 Fig. 5.
+# Degrees of freedom (seed 004, docs/science.md#7-degrees-of-freedom): training in d-dimensional
+# affine subspaces of each experiment with dof.enabled, one job per (method, d, chunk of runs),
+# and the quadratic well of seed 004 Fig. 5.
 
 
 rule dof_trajectory:

@@ -1,5 +1,6 @@
-# Synthetic baselines of the Grassmannian metrics (STUDY.md section 3): one job per D, then an
-# aggregate store, the paper's Table 1, and the metric-vs-D / metric-vs-ratio figures.
+# Synthetic baselines of the Grassmannian metrics (docs/science.md#3-synthetic-baselines): one job
+# per D, then an aggregate store, the paper's Table 1, and the metric-vs-D / metric-vs-ratio
+# figures.
 
 rule synthetic_chunk:
     """T random pairs per (modality, ratio) for one ambient dimension D."""

@@ -72,7 +72,7 @@ def _overlap(s: np.ndarray) -> float:
     return float(np.mean(np.cos(s) ** 2))
 
 
-#: The seven normalized metrics of STUDY.md section 2, in the paper's order.
+#: The seven normalized metrics of docs/science.md#the-seven-normalized-metrics, in the paper's order.
 METRICS: dict[str, Callable[[np.ndarray], float]] = {
     "geodesic": _geodesic,
     "chordal_2": _chordal_2,
@@ -166,9 +166,10 @@ def mask_matrix_angles(mask: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def mask_matrix_overlap(mask: np.ndarray, q: np.ndarray) -> float:
-    """overlap(m_k, Q) = (1/k) sum_{i in mask} ||Q_i||^2, no SVD (STUDY.md section 2).
+    """overlap(m_k, Q) = (1/k) sum_{i in mask} ||Q_i||^2, no SVD.
 
     ``q`` has orthonormal columns, shape (D, k) with the same k as the mask.
+    See docs/science.md#mask-vs-eigenspace-overlap-without-svd.
     """
     q = np.asarray(q)
     idx = _as_mask(mask, q.shape[0])
@@ -193,7 +194,7 @@ def iou(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> float:
 
 
 def hamming(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> int:
-    """Hamming distance of two k-masks as in STUDY.md: the indices of one that the other lacks.
+    """Hamming distance of two k-masks: the indices of one that the other lacks (docs/science.md#identities).
 
     Equals k (1 - overlap), i.e. the number of swaps that turn one mask into the other (half the
     Hamming distance of the two boolean vectors).

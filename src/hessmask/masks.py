@@ -1,4 +1,4 @@
-"""Magnitude masks and the energy concentration of a vector (STUDY.md section 2).
+"""Magnitude masks and the energy concentration of a vector (docs/science.md#2-objects-and-metrics).
 
 m_k(theta): the k indices of largest |theta_i| (ties broken by lower index, so the mask is a
 deterministic function of theta). kappa(x)^2 = ||x_top||^2 / ||x||^2 for the top rho-fraction of

@@ -1,4 +1,4 @@
-"""Degrees of freedom: training in d-dimensional affine subspaces (seed 004, STUDY.md section 7).
+"""Degrees of freedom: training in d-dimensional affine subspaces (seed 004, docs/science.md#7-degrees-of-freedom).
 
 A network with parameters w in R^D is trained only along w = w_t + A theta, theta in R^d, with
 Adam on theta (beta = (0.9, 0.999), eps = 1e-7 as in seed 004, theta_0 = 0). The D x d basis A

@@ -1,4 +1,4 @@
-"""Random baselines of the Grassmannian metrics (STUDY.md section 3; seed 000, Algorithm 1).
+"""Random baselines of the Grassmannian metrics (docs/science.md#3-synthetic-baselines; seed 000, Algorithm 1).
 
 For every (modality, D, ratio) cell, T independent uniform pairs are drawn and the seven metrics
 recorded. Each cell draws from its own child random stream keyed by (seed, D, ratio, modality),
