@@ -66,6 +66,20 @@ def experiment(wildcards):
     return EXPERIMENTS[wildcards.experiment]
 
 
+def experiment_key(*keys):
+    """An input/params/resources function reading ``experiments.<experiment>.<keys...>`` of the
+    job's experiment (the accessor every rule uses instead of its own lambda)."""
+
+    def value(wildcards, *_):
+        node = experiment(wildcards)
+        for key in keys:
+            node = node[key]
+        return node
+
+    value.__name__ = "experiment_" + "_".join(keys)
+    return value
+
+
 def training_settings(wildcards):
     """What a training job's result depends on: model, data and SGD settings.
 
@@ -96,26 +110,11 @@ def previous_checkpoint(wildcards):
     return results(wildcards.experiment, "checkpoints", f"step={starts[step]}.pt")
 
 
-def eigen_settings(wildcards):
-    """What an eigen job's result depends on (not the list of steps, not the thread count)."""
-    eigen = experiment(wildcards)["eigen"]
-    return {k: v for k, v in eigen.items() if k not in ("steps", "threads")}
-
-
-def exact_settings(wildcards):
-    """What the exact solve depends on: the eigen settings less those of the sketch."""
-    return {k: v for k, v in eigen_settings(wildcards).items() if k not in ("sketch", "aposteriori_samples")}
-
-
 def gpus(wildcards, stage):
     """GPUs requested by a job of ``stage`` (train or eigen): configured, or 1 on a cuda device."""
     exp = experiment(wildcards)
     configured = exp["resources"][f"{stage}_gpus"]
     return configured if configured is not None else int(exp[stage]["device"].startswith("cuda"))
-
-
-def eigen_gpu(wildcards):
-    return gpus(wildcards, "eigen")
 
 
 def train_gpu(wildcards):
@@ -131,28 +130,6 @@ def site_partition(gpu=False):
 
 #: Site resources of every cluster job: the account (HESSMASK_SLURM_ACCOUNT) when set.
 SITE = {"slurm_account": os.getenv("HESSMASK_SLURM_ACCOUNT")} if os.getenv("HESSMASK_SLURM_ACCOUNT") else {}
-
-
-def eigen_methods(exp, step=None):
-    """Solvers run at a step (any step if None): exact where configured, and seigh if enabled."""
-    exact = exp["eigen"]["exact"] and (step is None or int(step) in exact_steps(exp))
-    return [m for m, on in (("exact", exact), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
-
-
-def eigen_jobs(exp):
-    """(split, step) pairs whose Hessians are decomposed."""
-    return [(split, step) for split in hessian_splits(exp) for step in eigen_steps(exp)]
-
-
-def eigen_store(name, method, split, step):
-    folder = "eigen_exact" if method == "exact" else "eigen"
-    return results(name, folder, split, f"step={step}.zarr")
-
-
-def eigen_stores_of_step(wildcards):
-    exp = experiment(wildcards)
-    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step)
-            for m in eigen_methods(exp, wildcards.step)]
 
 
 def experiment_targets():

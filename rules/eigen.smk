@@ -1,107 +1,144 @@
-# Hessian eigendecompositions per (experiment, record step, split): SEIGH measurement shards (each
-# may run on its own GPU), a solve job that merges them, and the exact reference for small D.
+# Hessian eigendecompositions per (experiment, record step, split): SEIGH measurement shards
+# (eigen_measure, each may run on its own GPU), the streaming solve that merges them
+# (eigen_solve), and the dense exact reference for small D (eigen_exact). Stores:
+# results/<experiment>/eigen/<method>/<split>/step=<step>.zarr, dims (param, eigenpair).
 
 
-rule sketch_shard:
-    """Measurements [a, b) of the sketch: t/shards Hessian-vector products."""
-    input:
-        data=prepared_dataset,
-        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
-    output:
-        temp(directory(results("{experiment}", "sketch", "{split}", "step={step}", "shard={shard}.zarr"))),
-    params:
+def eigen_store(name, method, split, step):
+    """The eigen store of one solve: method seigh or exact."""
+    return results(name, "eigen", method, split, f"step={step}.zarr")
+
+
+def eigen_methods(exp, step=None):
+    """Solvers run at a step (any step if None): exact where configured, and seigh if enabled."""
+    exact = exp["eigen"]["exact"] and (step is None or int(step) in exact_steps(exp))
+    return [m for m, on in (("exact", exact), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
+
+
+def eigen_jobs(exp):
+    """(split, step) pairs whose Hessians are decomposed."""
+    return [(split, step) for split in hessian_splits(exp) for step in eigen_steps(exp)]
+
+
+def eigen_settings(wildcards):
+    """What an eigen job's result depends on (not the list of steps, not the thread count)."""
+    eigen = experiment(wildcards)["eigen"]
+    return {k: v for k, v in eigen.items() if k not in ("steps", "threads")}
+
+
+def exact_settings(wildcards):
+    """What the exact solve depends on: the eigen settings less those of the sketch."""
+    return {k: v for k, v in eigen_settings(wildcards).items() if k not in ("sketch", "aposteriori_samples")}
+
+
+def shard_stores(wildcards):
+    """The measurement shards of one (step, split)."""
+    return expand(
+        results(wildcards.experiment, "eigen", "seigh_shards", wildcards.split, f"step={wildcards.step}",
+                "shard={shard}.zarr"),
+        shard=range(experiment(wildcards)["eigen"]["sketch"]["shards"]),
+    )
+
+
+def eigen_gpu(wildcards):
+    return gpus(wildcards, "eigen")
+
+
+EIGEN_JOB = dict(
+    params=dict(
         eigen=eigen_settings,
         samples=lambda wc: experiment(wc)["hessian"][f"{wc.split}_samples"],
         imagenet_root=config["data"]["imagenet_root"],
         experiment=training_settings,
+    ),
+    resources=dict(
+        gpu=eigen_gpu,
+        mem_mb=experiment_key("resources", "eigen_mem_mb"),
+        runtime=experiment_key("resources", "eigen_runtime"),
+        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
+        **SITE,
+    ),
+)
+
+
+rule eigen_measure:
+    """Measurements [a, b) of the sketch: t/shards Hessian-vector products, outer columns
+    streamed into row chunks."""
+    input:
+        data=prepared_dataset,
+        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
+    output:
+        temp(directory(results("{experiment}", "eigen", "seigh_shards", "{split}", "step={step}", "shard={shard}.zarr"))),
+    params:
+        **EIGEN_JOB["params"],
     log:
-        results("logs", "sketch_shard", "{experiment}", "{split}", "step={step}", "shard={shard}.log"),
+        results("logs", "eigen_measure", "{experiment}", "{split}", "step={step}", "shard={shard}.log"),
     benchmark:
-        results("benchmarks", "rules", "sketch_shard", "{experiment}", "{split}", "step={step}", "shard={shard}.tsv")
+        results("benchmarks", "rules", "eigen_measure", "{experiment}", "{split}", "step={step}", "shard={shard}.tsv")
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
         shard=r"\d+",
-    threads: lambda wc: experiment(wc)["eigen"]["threads"]
+    threads: experiment_key("eigen", "threads")
     priority: 40
     resources:
-        gpu=eigen_gpu,
-        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["eigen_runtime"],
-        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
-        **SITE,
+        **EIGEN_JOB["resources"],
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/eigen.py"
+        "../scripts/eigen_measure.py"
 
 
-rule sketch_solve:
-    """Merge the shards and recover the top-s eigenpairs (plus residuals and a-posteriori error)."""
+rule eigen_solve:
+    """Merge the shards and recover the top-s eigenpairs, streaming over row chunks (plus
+    residuals and the a-posteriori error)."""
     input:
         data=prepared_dataset,
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
-        shards=lambda wc: expand(
-            results(wc.experiment, "sketch", wc.split, f"step={wc.step}", "shard={shard}.zarr"),
-            shard=range(experiment(wc)["eigen"]["sketch"]["shards"]),
-        ),
+        shards=shard_stores,
     output:
-        directory(results("{experiment}", "eigen", "{split}", "step={step}.zarr")),
+        directory(results("{experiment}", "eigen", "seigh", "{split}", "step={step}.zarr")),
     params:
-        eigen=eigen_settings,
-        samples=lambda wc: experiment(wc)["hessian"][f"{wc.split}_samples"],
-        imagenet_root=config["data"]["imagenet_root"],
-        experiment=training_settings,
+        **EIGEN_JOB["params"],
     log:
-        results("logs", "sketch_solve", "{experiment}", "{split}", "step={step}.log"),
+        results("logs", "eigen_solve", "{experiment}", "{split}", "step={step}.log"),
     benchmark:
-        results("benchmarks", "rules", "sketch_solve", "{experiment}", "{split}", "step={step}.tsv")
+        results("benchmarks", "rules", "eigen_solve", "{experiment}", "{split}", "step={step}.tsv")
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
-    threads: lambda wc: experiment(wc)["eigen"]["threads"]
+    threads: experiment_key("eigen", "threads")
     priority: 40
     resources:
-        gpu=eigen_gpu,
-        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["eigen_runtime"],
-        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
-        **SITE,
+        **EIGEN_JOB["resources"],
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/eigen.py"
+        "../scripts/eigen_solve.py"
 
 
-rule exact_solve:
+rule eigen_exact:
     """Dense float64 eigendecomposition (D products); the reference every method is compared to."""
     input:
         data=prepared_dataset,
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
     output:
-        directory(results("{experiment}", "eigen_exact", "{split}", "step={step}.zarr")),
+        directory(results("{experiment}", "eigen", "exact", "{split}", "step={step}.zarr")),
     params:
-        eigen=exact_settings,
-        samples=lambda wc: experiment(wc)["hessian"][f"{wc.split}_samples"],
-        imagenet_root=config["data"]["imagenet_root"],
-        experiment=training_settings,
+        **{**EIGEN_JOB["params"], "eigen": exact_settings},
         k=lambda wc: exact_k(experiment(wc)),
     log:
-        results("logs", "exact_solve", "{experiment}", "{split}", "step={step}.log"),
+        results("logs", "eigen_exact", "{experiment}", "{split}", "step={step}.log"),
     benchmark:
-        results("benchmarks", "rules", "exact_solve", "{experiment}", "{split}", "step={step}.tsv")
+        results("benchmarks", "rules", "eigen_exact", "{experiment}", "{split}", "step={step}.tsv")
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
-    threads: lambda wc: experiment(wc)["eigen"]["threads"]
+    threads: experiment_key("eigen", "threads")
     priority: 40
     resources:
-        gpu=eigen_gpu,
-        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["eigen_runtime"],
-        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
-        **SITE,
+        **EIGEN_JOB["resources"],
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/eigen.py"
+        "../scripts/eigen_exact.py"

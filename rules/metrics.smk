@@ -2,24 +2,44 @@
 # acceptance summary.
 
 
+def step_eigen_stores(wildcards):
+    """The eigen stores of one (step, split), one per method run there."""
+    exp = experiment(wildcards)
+    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step)
+            for m in eigen_methods(exp, wildcards.step)]
+
+
+def experiment_eigen_stores(wildcards):
+    """Every eigen store of the experiment, in the order of ``experiment_eigen_keys``."""
+    return [eigen_store(wildcards.experiment, *key) for key in experiment_eigen_keys(wildcards)]
+
+
+def experiment_eigen_keys(wildcards):
+    """(method, split, step) of every eigen store of the experiment."""
+    exp = experiment(wildcards)
+    return [(method, split, step) for split, step in eigen_jobs(exp) for method in eigen_methods(exp, step)]
+
+
 rule step_metrics:
     """Overlap for every k, random-mask baselines, the seven metrics at each rho, spectrum stats."""
     input:
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
-        eigen=eigen_stores_of_step,
+        eigen=step_eigen_stores,
     output:
         directory(results("{experiment}", "metrics", "{split}", "step={step}.zarr")),
     params:
         methods=lambda wc: eigen_methods(experiment(wc), wc.step),
-        rho=lambda wc: experiment(wc)["masks"]["rho"],
-        metrics=lambda wc: experiment(wc)["metrics"],
+        rho=experiment_key("masks", "rho"),
+        metrics=experiment_key("metrics"),
     log:
         results("logs", "step_metrics", "{experiment}", "{split}", "step={step}.log"),
+    benchmark:
+        results("benchmarks", "rules", "step_metrics", "{experiment}", "{split}", "step={step}.tsv")
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
     resources:
-        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        mem_mb=experiment_key("resources", "eigen_mem_mb"),
         runtime=30,
         slurm_partition=site_partition(),
         **SITE,
@@ -35,22 +55,23 @@ rule metrics_aggregate:
     input:
         metrics=lambda wc: [results(wc.experiment, "metrics", split, f"step={step}.zarr")
                             for split, step in eigen_jobs(experiment(wc))],
-        eigen=lambda wc: [eigen_store(wc.experiment, method, split, step)
-                          for split, step in eigen_jobs(experiment(wc))
-                          for method in eigen_methods(experiment(wc), step)],
+        eigen=experiment_eigen_stores,
     output:
         store=directory(results("{experiment}", "metrics.zarr")),
         summary=results("{experiment}", "summary.md"),
     params:
         jobs=lambda wc: eigen_jobs(experiment(wc)),
-        methods=lambda wc: {f"{split}/{step}": eigen_methods(experiment(wc), step)
-                            for split, step in eigen_jobs(experiment(wc))},
-        rho=lambda wc: experiment(wc)["masks"]["rho"],
-        model=lambda wc: experiment(wc)["model"],
+        eigen_keys=experiment_eigen_keys,
+        rho=experiment_key("masks", "rho"),
+        metrics=experiment_key("metrics"),
+        row_chunk=experiment_key("eigen", "row_chunk"),
+        model=experiment_key("model"),
     log:
         results("logs", "metrics_aggregate", "{experiment}.log"),
+    benchmark:
+        results("benchmarks", "rules", "metrics_aggregate", "{experiment}.tsv")
     resources:
-        mem_mb=lambda wc: experiment(wc)["resources"]["eigen_mem_mb"],
+        mem_mb=experiment_key("resources", "eigen_mem_mb"),
         runtime=60,
         slurm_partition=site_partition(),
         **SITE,

@@ -1,23 +1,20 @@
-"""Adapter: checkpoint + eigen stores of one (step, split) -> metrics/<split>/step=<step>.zarr."""
+"""Rule step_metrics: checkpoint + eigen stores of one (step, split) -> metrics/<split>/step=<step>.zarr."""
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+from hessmask.jobs import setup_logging
+from hessmask.store import open_dataset, provenance, write_dataset
+from hessmask.study import step_metrics
+from hessmask.training import Checkpoint
 
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
-from hessmask.study import step_metrics  # noqa: E402
-from hessmask.training import Checkpoint  # noqa: E402
-
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 theta = Checkpoint.load(sm.input.checkpoint).parameters()
-stores = {method: open_dataset(path) for method, path in zip(sm.params.methods, sm.input.eigen)}
+stores = {method: open_dataset(path, load=False) for method, path in zip(sm.params.methods, sm.input.eigen)}
 frobenius = None
 if "seigh" in stores and "aposteriori" in stores["seigh"].attrs:
     frobenius = json.loads(stores["seigh"].attrs["aposteriori"])["frobenius_norm"]
-ds = step_metrics(theta, stores, sm.params.rho, sm.params.metrics["random_masks"], sm.params.metrics["seed"] + int(sm.wildcards.step), frobenius)
+ds = step_metrics(theta, stores, sm.params.rho, sm.params.metrics["random_masks"],
+                  sm.params.metrics["seed"] + int(sm.wildcards.step), frobenius)
 ds.attrs.update(provenance(sm.params.metrics, split=sm.wildcards.split, step=int(sm.wildcards.step)))
 write_dataset(ds, sm.output[0])

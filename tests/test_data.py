@@ -168,7 +168,8 @@ def test_mnist5k_split():
 def test_class_balanced_indices():
     labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1])
     np.testing.assert_array_equal(hd.class_balanced_indices(labels, 6), [0, 1, 2, 3, 4, 6])
-    with pytest.raises(ValueError, match="multiple"):
-        hd.class_balanced_indices(labels, 5)
+    # not a multiple of C: floor(5/3) = 1 of each class, one more of the first 5 mod 3 = 2 classes
+    np.testing.assert_array_equal(hd.class_balanced_indices(labels, 5), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(hd.class_balanced_indices(labels, 2), [0, 1])  # fewer samples than classes
     with pytest.raises(ValueError, match="only 3"):
         hd.class_balanced_indices(labels, 12)

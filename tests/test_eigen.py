@@ -46,8 +46,35 @@ def test_test_matrix_rows_and_products(kind):
     # row i depends on (seed, i) only
     np.testing.assert_array_equal(psi.rows_block(5, 9).numpy(), TestMatrix(kind, 20, 50, seed=4).rows_block(0, 20)[5:9].numpy())
     assert not np.array_equal(full.numpy(), TestMatrix(kind, 20, 50, seed=5).rows_block(0, 20).numpy())
-    if kind == "ssrft":  # rows of an orthogonal matrix
+    if kind == "ssrft":  # rows of an orthogonal matrix (D = 50 is 5-smooth: no padding)
         np.testing.assert_allclose((full @ full.T).numpy(), np.eye(20), atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [7, 37, 242, 7030])
+def test_padded_ssrft_is_the_ssrft_of_the_padded_space(dim):
+    """D not 5-smooth: Psi = (SSRFT of R^n) restricted to the first D coordinates, n >= D the next
+    5-smooth length; rows and products agree, and the rows of the n-wide map are orthonormal."""
+    from hessmask.sketch import transform_length
+
+    n = transform_length(dim)
+    assert n >= dim and all(f in (2, 3, 5) for f in _prime_factors(n))
+    psi = TestMatrix("ssrft", min(6, dim), dim, seed=3)
+    assert psi.length == n
+    x = torch.randn(dim, 2, dtype=torch.float64)
+    rows = psi.rows_block(0, psi.rows)
+    np.testing.assert_allclose((rows @ x).numpy(), psi.apply(x).numpy(), atol=1e-12)
+    padded = torch.cat([x, torch.zeros(n - dim, 2, dtype=torch.float64)])
+    np.testing.assert_allclose(psi._forward(padded)[psi._selected].numpy(), psi.apply(x).numpy(), atol=1e-12)
+
+
+def _prime_factors(n):
+    out, f = [], 2
+    while n > 1:
+        while n % f == 0:
+            out.append(f)
+            n //= f
+        f += 1
+    return out
 
 
 @pytest.mark.parametrize("kind", ["low_rank", "outliers", "decay"])
@@ -73,18 +100,98 @@ def test_seigh_sharded_equals_unsharded_bitwise():
     matrix, _, _ = spectrum_matrix("outliers")
     op = E.MatrixOperator(matrix, dtype=torch.float32)
     spec = E.SketchSpec(D, 30, 60, seed=9)
-    whole = E.seigh_merge([E.seigh_measure(op, spec, 0, 60, block=8)], spec)
+    whole_part = E.seigh_measure(op, spec, 0, 60, block=8)
     parts = [E.seigh_measure(op, spec, a, b, block=8) for a, b in [(40, 60), (0, 16), (16, 40)]]
+    whole = E.seigh_merge([whole_part], spec)
     sharded = E.seigh_merge(parts, spec)
     for a, b in zip(whole, sharded):
         assert np.array_equal(a, b)
-    one = E.seigh_recover(*whole, spec, 10)
-    two = E.seigh_recover(*sharded, spec, 10)
-    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    outer = np.concatenate([p.outer for p in sorted(parts, key=lambda p: p.start) if p.outer.shape[1]], axis=1)
+    assert np.array_equal(outer, whole_part.outer)
+    one = E.seigh_recover(whole_part.outer, *whole, spec, 10, row_chunk=50)
+    two = E.seigh_recover(outer, *sharded, spec, 10, row_chunk=50)
+    assert np.array_equal(one.eigenvalues, two.eigenvalues) and np.array_equal(one.vectors, two.vectors)
     with pytest.raises(E.SolverError, match="block boundary"):
         E.seigh_measure(op, spec, 5, 20, block=8)
     with pytest.raises(E.SolverError, match="tile"):
         E.seigh_merge(parts[:2], spec)
+
+
+def dense_recover(outer, inner, spec, k):
+    """The in-memory SEIGH recovery (Householder QR of the whole D x s sketch, transforms of Q):
+    the reference the streaming solve is checked against."""
+    psi_left, psi_right = spec.test_matrices()
+    q, _ = torch.linalg.qr(torch.tensor(outer, dtype=torch.float64))
+    u_z, s_z, vh_z = torch.linalg.svd(torch.tensor(inner))
+    left = E._least_squares(psi_left.apply(q), u_z)
+    right = E._least_squares(psi_right.apply(q), vh_z.T)
+    core = (left * s_z) @ right.T
+    values, vectors = torch.linalg.eigh((core + core.T) / 2)
+    order = np.argsort(-np.abs(values.numpy()), kind="stable")[:k]
+    return values.numpy()[order], (q @ vectors).numpy()[:, order]
+
+
+@pytest.mark.parametrize("kind", ["outliers", "decay", "low_rank"])
+@pytest.mark.parametrize("row_chunk", [7, 64, D])
+def test_streaming_solve_matches_dense_recovery(kind, row_chunk):
+    """Row chunks of any size (not dividing D) give the in-memory answer, orthonormal vectors."""
+    matrix, _, _ = spectrum_matrix(kind)
+    op = E.MatrixOperator(matrix, dtype=torch.float32)
+    spec = E.SketchSpec(D, 30, 60, seed=9)
+    part = E.seigh_measure(op, spec, 0, 60, block=16)
+    k = 20
+    solution = E.seigh_recover(part.outer, *E.seigh_merge([part], spec), spec, k, row_chunk=row_chunk)
+    values, vectors = dense_recover(part.outer, part.inner, spec, k)
+    np.testing.assert_allclose(solution.eigenvalues, values, rtol=1e-9, atol=1e-9 * abs(values[0]))
+    assert 1 - E.top_overlap(vectors, solution.vectors, k) < 1e-9
+    # U = Y C in float64 is orthonormal to about eps cond(Y): far below the float32 of the stores
+    measured = np.abs(solution.vectors.T @ solution.vectors - np.eye(k)).max()
+    assert solution.orthogonality_error == pytest.approx(measured, rel=1e-3, abs=1e-15)
+    assert solution.orthogonality_error < max(1e-13, 1e-15 * solution.condition) < 1e-7
+
+
+def test_exactly_low_rank_operator_and_rank_deficient_sketch():
+    """An operator of rank 12 measured with s = 30 > 12 (float64): the sketch is rank deficient,
+    the solve keeps the 12 directions, recovers them to precision and refuses k above the rank."""
+    matrix, lam, vecs = spectrum_matrix("low_rank")
+    op = E.MatrixOperator(matrix)
+    spec = E.SketchSpec(D, 30, 60, seed=2)
+    part = E.seigh_measure(op, spec, 0, 60, block=16)
+    sketches = E.seigh_merge([part], spec)
+    solution = E.seigh_recover(part.outer, *sketches, spec, None, row_chunk=50)
+    assert solution.rank == 12 and solution.eigenvalues.size == 12
+    np.testing.assert_allclose(solution.eigenvalues, lam[:12], atol=1e-9)
+    assert 1 - E.top_overlap(vecs, solution.vectors, 12) < 1e-10
+    assert solution.orthogonality_error < 1e-12
+    with pytest.raises(E.SolverError, match="numerical rank 12"):
+        E.seigh_recover(part.outer, *sketches, spec, 13, row_chunk=50)
+
+
+def test_ill_conditioned_sketch_is_reorthogonalized():
+    """A rank-12 operator in float32 measured with s = 30: the 18 extra columns of Y hold only
+    rounding noise (condition ~1e7), the second pass runs, and the top 12 pairs are exact to
+    float32 precision."""
+    matrix, lam, vecs = spectrum_matrix("low_rank")
+    op = E.MatrixOperator(matrix, dtype=torch.float32)
+    spec = E.SketchSpec(D, 30, 60, seed=9)
+    part = E.seigh_measure(op, spec, 0, 60, block=16)
+    solution = E.seigh_recover(part.outer, *E.seigh_merge([part], spec), spec, 12, row_chunk=33)
+    assert solution.condition > E.REORTHOGONALIZE_ABOVE and solution.reorthogonalized
+    assert solution.orthogonality_error < 1e-8
+    np.testing.assert_allclose(solution.eigenvalues, lam[:12], rtol=1e-5)
+    assert 1 - E.top_overlap(vecs, solution.vectors, 12) < 1e-6
+
+
+def test_streaming_aposteriori_equals_direct():
+    matrix, _, _ = spectrum_matrix("decay")
+    op = E.MatrixOperator(matrix)
+    result = E.seigh(op, 6, outer=6, inner=12)
+    streamed = E.aposteriori_error(op, result.eigenvalues, result.eigenvectors, 8, seed=3, row_chunk=17)
+    gen = torch.Generator().manual_seed(3 + 0xA905)
+    omega = torch.randn((D, 8), generator=gen, dtype=torch.float64).numpy()
+    approx = (result.eigenvectors * result.eigenvalues) @ result.eigenvectors.T
+    direct = np.sqrt(np.sum(((matrix - approx) @ omega) ** 2) / 8)
+    assert streamed["frobenius_error"] == pytest.approx(direct, rel=1e-8)
 
 
 @pytest.mark.parametrize("kind", ["outliers", "decay"])

@@ -93,7 +93,7 @@ def test_every_job_ran_on_slurm(slurm_run):
     workdir, log = slurm_run
     jobs = submitted(log)
     # all non-local rules went through sbatch
-    assert jobs == {"train_segment": 2, "exact_solve": 2, "sketch_shard": 4, "sketch_solve": 2,
+    assert jobs == {"train_segment": 2, "eigen_exact": 2, "eigen_measure": 4, "eigen_solve": 2,
                     "step_metrics": 2, "metrics_aggregate": 1}
     logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert logs, "no SLURM job logs"
@@ -101,7 +101,7 @@ def test_every_job_ran_on_slurm(slurm_run):
 
 def test_gpu_rules_requested_a_gpu(slurm_run):
     workdir, _ = slurm_run
-    gpu_rules = {"exact_solve", "sketch_shard", "sketch_solve"}
+    gpu_rules = {"eigen_exact", "eigen_measure", "eigen_solve"}
     for folder in (workdir / ".snakemake" / "slurm_logs").iterdir():
         rule = folder.name.removeprefix("rule_")
         text = "\n".join(p.read_text() for p in folder.rglob("*.log"))
@@ -131,7 +131,7 @@ def test_interrupted_eigen_stage_recovers(cluster, slurm_run, tmp_path_factory):
     try:
         while time.time() < deadline:
             text = log.read_text()
-            if "rule_sketch_shard" in text or "rule_exact_solve" in text:
+            if "rule_eigen_measure" in text or "rule_eigen_exact" in text:
                 break
             if proc.poll() is not None:
                 pytest.fail(f"workflow ended before the eigen stage:\n{text[-3000:]}")

@@ -118,10 +118,11 @@ def test_more_samples_rerun_synthetic(synthetic_run, tmp_path):
 
 def test_eigen_and_metrics_end_to_end(synthetic_run):
     out = synthetic_run / "results" / "ci_mlp"
-    for folder, k in [("eigen", 120), ("eigen_exact", 429)]:
-        store = open_dataset(out / folder / "test" / "step=6.zarr")
-        assert store["eigenvectors"].dims == ("param", "k_index")
-        assert store["eigenvectors"].dtype == np.float32 and store.sizes["k_index"] == k
+    for method, k in [("seigh", 120), ("exact", 429)]:
+        store = open_dataset(out / "eigen" / method / "test" / "step=6.zarr")
+        assert store["eigenvectors"].dims == ("param", "eigenpair")
+        assert store["eigenvectors"].dtype == np.float32 and store.sizes["eigenpair"] == k
+        assert store["eigenvectors"].encoding["chunks"] == (2146, 64)  # row_chunk x vector_chunk
         values = store["eigenvalues"].values
         assert np.all(np.diff(np.abs(values)) <= 1e-12)  # descending |lambda|
         assert store.attrs["products"] in (240, 2146)
@@ -181,14 +182,14 @@ def overlay(tmp_path, text):
 def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      sketch: {seed: 7}\n"))
-    assert jobs["sketch_shard"] == 12 and jobs["sketch_solve"] == 6 and jobs["step_metrics"] == 6
-    assert "train_segment" not in jobs and "exact_solve" not in jobs
+    assert jobs["eigen_measure"] == 12 and jobs["eigen_solve"] == 6 and jobs["step_metrics"] == 6
+    assert "train_segment" not in jobs and "eigen_exact" not in jobs
 
 
 def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 8]\n"))
-    assert jobs.pop("exact_solve") == 2 and jobs.pop("sketch_solve") == 2 and jobs.pop("sketch_shard") == 4
+    assert jobs.pop("eigen_exact") == 2 and jobs.pop("eigen_solve") == 2 and jobs.pop("eigen_measure") == 4
     assert jobs.pop("step_metrics") == 2
     assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves",
                          "experiment_figures", "all"}

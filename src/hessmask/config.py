@@ -170,12 +170,31 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
                               f"blocks of {exp['eigen']['block_size']} measurements; lower shards or block_size")
     if exp["eigen"]["exact_k"] is not None and exp["eigen"]["exact_k"] > dim:
         raise ConfigError(f"config key '{key}.eigen.exact_k': {exp['eigen']['exact_k']} exceeds D = {dim}")
-    classes = NUM_CLASSES.get(dataset, MODEL_CLASSES[model])
-    for split in ("train", "test"):
-        n = exp["hessian"][f"{split}_samples"]
-        if n % classes:
-            raise ConfigError(f"config key '{key}.hessian.{split}_samples': {n} is not a multiple of "
-                              f"the {classes} classes of {dataset} (subsets are class-balanced)")
+    if exp["eigen"]["exact"] and exact_steps(exp):
+        need_mb = 3 * 8 * dim * dim / 1e6  # the float64 matrix, eigh's eigenvectors and workspace
+        if need_mb > exp["resources"]["eigen_mem_mb"]:
+            raise ConfigError(f"config key '{key}.eigen.exact': the dense exact solve of D = {dim} needs about "
+                              f"{need_mb / 1e3:,.0f} GB (3 D x D float64 matrices), more than "
+                              f"{key}.resources.eigen_mem_mb = {exp['resources']['eigen_mem_mb']}; set "
+                              f"{key}.eigen.exact: false (the sketched solve streams in bounded memory)")
+    check_reported_k(key, exp)
+
+
+def check_reported_k(key: str, exp: Mapping[str, Any]) -> None:
+    """The k of the summary (``metrics.summary_rho``) is one every method solves for."""
+    dim = MODEL_DIMS[exp["model"]]
+    rho = exp["metrics"]["summary_rho"]
+    k = max(1, round(rho * dim))
+    limits = []
+    if exp["eigen"]["sketch"]["enabled"]:
+        limits.append((sketch_sizes(exp)[0], f"{key}.eigen.sketch.outer"))
+    if exp["eigen"]["exact"] and exact_steps(exp):
+        limits.append((exact_k(exp), f"{key}.eigen.exact_k (or max of {key}.masks.rho)"))
+    for limit, name in limits:
+        if k > limit:
+            raise ConfigError(f"config key '{key}.metrics.summary_rho': k = round({rho} x {dim}) = {k} exceeds "
+                              f"the {limit} eigenpairs of {name}; lower summary_rho to at most "
+                              f"{limit / dim:.3g} or raise {name}")
 
 
 def checkpoint_steps(exp: Mapping[str, Any]) -> list[int]:

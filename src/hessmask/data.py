@@ -293,20 +293,22 @@ def load_prepared(path: Path | str, name: str) -> Splits:
 
 
 def class_balanced_indices(labels: Any, total: int, num_classes: int | None = None) -> np.ndarray:
-    """The lowest-index total/C examples of each class (STUDY.md section 4), sorted.
+    """The lowest-index examples of each class, total/C of each (docs/science.md#class-balanced-subset), sorted.
 
-    Raises ValueError if ``total`` is not a multiple of C or a class has too few examples.
+    When ``total`` is not a multiple of C, each class gives floor(total/C) examples and the first
+    ``total mod C`` classes one more, so class counts differ by at most one: this lets a
+    1000-class network be rehearsed with a handful of Hessian samples. Raises ValueError if a
+    class has too few examples.
     """
     labels = np.asarray(labels)
     classes = int(num_classes if num_classes is not None else labels.max() + 1)
-    if total % classes:
-        raise ValueError(f"Hessian subset size {total} is not a multiple of the {classes} classes")
-    per_class = total // classes
+    per_class, extra = divmod(int(total), classes)
     picked = []
     for c in range(classes):
-        idx = np.flatnonzero(labels == c)[:per_class]
-        if idx.size < per_class:
-            raise ValueError(f"class {c} has only {idx.size} examples, need {per_class} for a subset of {total}")
+        want = per_class + (1 if c < extra else 0)
+        idx = np.flatnonzero(labels == c)[:want]
+        if idx.size < want:
+            raise ValueError(f"class {c} has only {idx.size} examples, need {want} for a subset of {total}")
         picked.append(idx)
     return np.sort(np.concatenate(picked))
 

@@ -23,7 +23,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -111,14 +111,23 @@ def _check_k(k: int, dim: int, budget: int | None = None, name: str = "k") -> No
                           f"{budget} eigenpairs can be recovered from {budget} products")
 
 
-def residual_norms(operator: Any, values: np.ndarray, vectors: np.ndarray, count: int | None = None) -> np.ndarray:
-    """||H u_i - lambda_i u_i|| for the first ``count`` pairs (costs ``count`` products)."""
+def residual_norms(operator: Any, values: np.ndarray, vectors: Any, count: int | None = None,
+                   block: int | None = None) -> np.ndarray:
+    """||H u_i - lambda_i u_i|| for the first ``count`` pairs (costs ``count`` products).
+
+    ``vectors``: a (D, k) array, or a stored matrix with ``columns(start, stop)`` (read in blocks
+    of the operator's ``block_size``, so memory stays O(D x block)).
+    """
     count = values.size if count is None else min(count, values.size)
-    if count == 0:
-        return np.zeros(0)
-    block = torch.from_numpy(np.ascontiguousarray(vectors[:, :count]))
-    product = torch.as_tensor(operator.matmat(block.to(operator.dtype))).double().cpu().numpy()
-    return np.linalg.norm(product - vectors[:, :count] * values[:count], axis=0)
+    out = np.zeros(count)
+    step = block or getattr(operator, "block_size", count) or count
+    for lo in range(0, count, max(step, 1)):
+        hi = min(count, lo + step)
+        cols = vectors.columns(lo, hi) if hasattr(vectors, "columns") else np.asarray(vectors[:, lo:hi], dtype=np.float64)
+        block_t = torch.from_numpy(np.ascontiguousarray(cols))
+        product = torch.as_tensor(operator.matmat(block_t.to(operator.dtype))).double().cpu().numpy()
+        out[lo:hi] = np.linalg.norm(product - cols * values[lo:hi], axis=0)
+    return out
 
 
 def _finish(method: str, operator: Any, values: np.ndarray, vectors: np.ndarray, start_products: int,
@@ -183,22 +192,43 @@ class SketchSpec:
 
 @dataclass
 class Measurements:
-    """Measurements i in [start, stop): inner-sketch columns Z[:, i] and outer columns Y[:, i]."""
+    """Measurements i in [start, stop) of a SEIGH sketch (Tropp et al. 2019, section 5).
+
+    ``inner[:, j]`` = Psi_L b_i and, for the outer columns i < s, ``right[:, j]`` = Psi_R b_i,
+    both float64; ``outer[:, j]`` = b_i = H psi_R_i in the operator's dtype, or None where the
+    columns went to a sink (a row-chunked store) as they were measured.
+    """
 
     start: int
     stop: int
     inner: np.ndarray  # (t, stop - start), float64
-    outer: np.ndarray  # (D, max(0, min(stop, s) - start)), operator dtype
+    right: np.ndarray  # (t, outer columns of the range), float64
+    outer: np.ndarray | None  # (D, outer columns of the range), operator dtype
     products: int
     seconds: float
 
+    @property
+    def outer_stop(self) -> int:
+        """One past the last outer column of the range."""
+        return self.start + self.right.shape[1]
+
+
+def outer_columns(spec: SketchSpec, start: int, stop: int) -> int:
+    """How many of the measurements [start, stop) are also outer-sketch columns (i < s)."""
+    return max(0, min(stop, spec.outer) - start)
+
 
 def seigh_measure(operator: Any, spec: SketchSpec, start: int, stop: int, block: int = 64,
+                  outer_sink: Callable[[int, np.ndarray], None] | None = None,
                   progress: Any = None) -> Measurements:
-    """Measurements ``start..stop-1``: b_i = H psi_R_i, Z[:, i] = Psi_L b_i, Y[:, i] = b_i (i < s).
+    """Measurements ``start..stop-1``: b_i = H psi_R_i, Z[:, i] = Psi_L b_i; for i < s also
+    Y[:, i] = b_i and Psi_R b_i (the projection the solve needs, so that it never applies a
+    D-sized transform to the D x s outer sketch).
 
     Products are taken in blocks aligned to multiples of ``block`` (absolute indices), so any
-    split of [0, t) into ranges on block boundaries gives bitwise the same columns.
+    split of [0, t) into ranges on block boundaries gives bitwise the same columns. With
+    ``outer_sink(column, values)`` the outer columns are handed over block by block (``values`` is
+    D x m) and not kept: memory is O(D x block + t x (stop - start)).
     """
     if not 0 <= start <= stop <= spec.inner:
         raise SolverError(f"measurement range [{start}, {stop}) outside [0, {spec.inner})")
@@ -206,35 +236,81 @@ def seigh_measure(operator: Any, spec: SketchSpec, start: int, stop: int, block:
         raise SolverError(f"a shard must start on a block boundary: start {start} is not a multiple of {block}")
     psi_left, psi_right = spec.test_matrices()
     t0, used0 = time.perf_counter(), operator.num_products
+    n_outer = outer_columns(spec, start, stop)
     inner = np.empty((spec.inner, stop - start))
-    outer = np.empty((spec.dim, max(0, min(stop, spec.outer) - start)),
-                     dtype=torch.empty(0, dtype=operator.dtype).numpy().dtype)
+    right = np.empty((spec.inner, n_outer))
+    outer = None
+    if outer_sink is None:
+        outer = np.empty((spec.dim, n_outer), dtype=torch.empty(0, dtype=operator.dtype).numpy().dtype)
     for lo in range(start, stop, block):
         hi = min(stop, lo + block)
         rows = psi_right.rows_block(lo, hi, dtype=operator.dtype, device=operator.device)
         measured = torch.as_tensor(operator.matmat(rows.T))
-        inner[:, lo - start: hi - start] = psi_left.apply(measured).double().cpu().numpy()
+        # projections in float64 from the measured columns: Psi_L Y is then exactly Z[:, :s]
+        measured64 = measured.double()
+        inner[:, lo - start: hi - start] = psi_left.apply(measured64).cpu().numpy()
         if lo < spec.outer:
             keep = min(hi, spec.outer) - lo
-            outer[:, lo - start: lo - start + keep] = measured[:, :keep].cpu().numpy()
+            right[:, lo - start: lo - start + keep] = psi_right.apply(measured64[:, :keep]).cpu().numpy()
+            columns = measured[:, :keep].cpu().numpy()
+            if outer_sink is None:
+                outer[:, lo - start: lo - start + keep] = columns
+            else:
+                outer_sink(lo, columns)
         if progress is not None:
             progress(hi - lo)
-    return Measurements(start, stop, inner, outer, operator.num_products - used0, time.perf_counter() - t0)
+    return Measurements(start, stop, inner, right, outer, operator.num_products - used0, time.perf_counter() - t0)
 
 
 def seigh_merge(parts: Sequence[Measurements], spec: SketchSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate shards (any order) into (Y: D x s, Z: t x t); checks they tile [0, t)."""
-    parts = sorted(parts, key=lambda p: p.start)
-    position = 0
-    for part in parts:
-        if part.start != position:
-            raise SolverError(f"measurement shards do not tile [0, {spec.inner}): gap or overlap at {position}")
-        position = part.stop
-    if position != spec.inner:
-        raise SolverError(f"measurement shards end at {position}, expected {spec.inner}")
+    """Concatenate shards (any order) into (Z: t x t, Psi_R Y: t x s); checks they tile [0, t)."""
+    parts = check_tiling(parts, spec)
     inner = np.concatenate([p.inner for p in parts], axis=1)
-    outer = np.concatenate([p.outer for p in parts if p.outer.shape[1]], axis=1)
-    return outer, inner
+    right = np.concatenate([p.right for p in parts if p.right.shape[1]], axis=1)
+    return inner, right
+
+
+def check_tiling(parts: Sequence[Any], spec: SketchSpec, names: Sequence[str] | None = None) -> list:
+    """Sort measurement ranges (anything with ``start``/``stop``) and check they tile [0, t)."""
+    order = sorted(range(len(parts)), key=lambda i: parts[i].start)
+    position = 0
+    for i in order:
+        if parts[i].start != position:
+            where = f" (at {names[i]})" if names else ""
+            raise SolverError(f"measurement shards do not tile [0, {spec.inner}): gap or overlap at {position}{where}")
+        position = parts[i].stop
+    if position != spec.inner:
+        raise SolverError(f"measurement shards end at {position}, expected {spec.inner}: a shard is missing")
+    return [parts[i] for i in order]
+
+
+class RowSource(Protocol):
+    """The outer sketch Y (D x s) read in row chunks, so that no job holds all of it."""
+
+    dim: int
+    width: int
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of Y as a float64 (stop - start, width) array."""
+
+
+class ArrayRows:
+    """An in-memory outer sketch behind the ``RowSource`` interface."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.asarray(array)
+        self.dim, self.width = (int(n) for n in self.array.shape)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.array[start:stop], dtype=np.float64)
+
+
+def row_chunks(dim: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges of ``chunk`` rows covering [0, dim)."""
+    if chunk < 1:
+        raise SolverError(f"the row chunk must be >= 1, got {chunk}")
+    for lo in range(0, dim, chunk):
+        yield lo, min(dim, lo + chunk)
 
 
 def _least_squares(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -247,31 +323,130 @@ def _least_squares(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(r, q.T @ b, upper=True)
 
 
-def seigh_recover(outer: np.ndarray, inner: np.ndarray, spec: SketchSpec, k: int,
-                  timer: Timer | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenpairs from the sketches (STUDY.md section 5, steps 3-5), float64, top-k by |lambda|."""
-    _check_k(k, spec.dim, spec.outer, name="k")
+#: relative singular value of the outer sketch below which a direction counts as numerically absent
+RANK_TOLERANCE = 1e-12
+#: condition number of the kept outer sketch above which the orthogonalization takes a second pass
+REORTHOGONALIZE_ABOVE = 1e4
+
+
+@dataclass
+class SeighSolution:
+    """What the streaming SEIGH solve found: eigenvalues (descending |lambda|) and the s x k
+    coefficients C with eigenvectors U = Y C, plus the numerical diagnostics of the solve."""
+
+    eigenvalues: np.ndarray
+    coefficients: np.ndarray
+    rank: int
+    condition: float
+    reorthogonalized: bool
+    orthogonality_error: float = float("nan")
+    vectors: np.ndarray | None = None
+
+
+def _stream_gram(outer: RowSource, transform: torch.Tensor, row_chunk: int) -> torch.Tensor:
+    """(Y W)^T (Y W) accumulated over row chunks."""
+    gram = torch.zeros((transform.shape[1],) * 2, dtype=torch.float64)
+    for lo, hi in row_chunks(outer.dim, row_chunk):
+        part = torch.from_numpy(outer.read(lo, hi)) @ transform
+        gram += part.T @ part
+    return gram
+
+
+def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None) -> tuple[torch.Tensor, dict]:
+    """W (s x r) such that Q = Y W has orthonormal columns spanning the numerical range of Y.
+
+    Pass 1 is a sequential TSQR over row chunks (R <- R factor of [R; Y_c]; Demmel et al. 2012):
+    Householder QR of small blocks is backward stable, so R is accurate whatever the condition of
+    Y. The SVD R = U S V^T then gives the numerical rank r (S_i > RANK_TOLERANCE S_1: an exactly
+    low-rank operator, or a sketch larger than its rank, drops its null directions) and
+    W = V_r S_r^-1. Q = Y W loses orthogonality like eps * cond(Y_r); above REORTHOGONALIZE_ABOVE
+    a second pass computes G = (Y W)^T (Y W) = L L^T and sets W <- W L^-T (Cholesky-QR2 from a
+    stable start). Memory O(c s + s^2); the chunks are read once or twice.
+    """
     timer = timer or Timer()
-    psi_left, psi_right = spec.test_matrices()
-    # copies into torch's own (aligned) allocations: BLAS/LAPACK kernels may round differently
-    # on differently aligned memory, and merged shards must recover bitwise identically
     with timer.phase("orthogonalize"):
-        q, _ = torch.linalg.qr(torch.tensor(np.asarray(outer), dtype=torch.float64))
+        r_factor = torch.zeros((0, outer.width), dtype=torch.float64)
+        for lo, hi in row_chunks(outer.dim, row_chunk):
+            stacked = torch.cat([r_factor, torch.from_numpy(outer.read(lo, hi))])
+            r_factor = torch.linalg.qr(stacked, mode="r")[1][: outer.width]
+        _, sing, vh = torch.linalg.svd(r_factor)
+        if not float(sing[0]) > 0:
+            raise SolverError("the outer sketch is zero: the operator vanishes on every test vector")
+        rank = int((sing > RANK_TOLERANCE * sing[0]).sum())
+        transform = vh[:rank].T / sing[:rank]
+        condition = float(sing[0] / sing[rank - 1])
+        reorthogonalize = condition > REORTHOGONALIZE_ABOVE
+        if reorthogonalize:
+            chol = torch.linalg.cholesky(_stream_gram(outer, transform, row_chunk))
+            transform = torch.linalg.solve_triangular(chol, transform.T, upper=False).T
+    return transform, {"rank": rank, "condition": condition, "reorthogonalized": reorthogonalize}
+
+
+def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.ndarray, spec: SketchSpec,
+                  k: int | None,
+                  row_chunk: int = 65536, sink: Callable[[int, np.ndarray], None] | None = None,
+                  timer: Timer | None = None) -> SeighSolution:
+    """Top-k eigenpairs from the sketches (Tropp et al. 2019 Alg. 7; TMLR paper Algorithm 2,
+    steps 3-5), streaming over row chunks of the outer sketch.
+
+    Args:
+        outer: Y = H Psi_R[:s]^T (D x s), as a ``RowSource`` (or an array).
+        inner: Z = Psi_L H Psi_R^T (t x t); its first s columns are Psi_L Y.
+        right: Psi_R Y (t x s).
+        spec: the sketch the measurements belong to.
+        k: eigenpairs to return (<= the numerical rank of Y); None: all the sketch resolves,
+            min(s, rank).
+        row_chunk: rows of Y (and of the eigenvectors) per chunk; memory O(row_chunk x s).
+        sink: ``sink(row, block)`` receives the eigenvectors in row chunks (float64, c x k);
+            without it they are returned in ``vectors`` (D x k).
+
+    With Q = Y W orthonormal (``orthogonalizer``), Psi_L Q = Z[:, :s] W and Psi_R Q = (Psi_R Y) W
+    are small; the core C = L S_Z R^T with L = lstsq(Psi_L Q, U_Z), R = lstsq(Psi_R Q, V_Z) gives
+    eigh(C) = V Lambda V^T and the eigenvectors Q V = Y (W V), written chunk by chunk. The last
+    pass also accumulates U^T U, whose largest deviation from I is ``orthogonality_error``.
+    """
+    if k is not None:
+        _check_k(k, spec.dim, spec.outer, name="k")
+    outer = ArrayRows(outer) if isinstance(outer, np.ndarray) else outer
+    if (outer.dim, outer.width) != (spec.dim, spec.outer) or inner.shape != (spec.inner, spec.inner) \
+            or right.shape != (spec.inner, spec.outer):
+        raise SolverError(f"sketch shapes Y {(outer.dim, outer.width)}, Z {inner.shape}, Psi_R Y {right.shape} "
+                          f"do not match the sketch (D = {spec.dim}, s = {spec.outer}, t = {spec.inner})")
+    timer = timer or Timer()
+    transform, info = orthogonalizer(outer, row_chunk, timer)
+    k = info["rank"] if k is None else k
+    if k > info["rank"]:
+        raise SolverError(f"k = {k} exceeds the numerical rank {info['rank']} of the outer sketch "
+                          f"(the operator has fewer than k directions above {RANK_TOLERANCE:.0e} of its largest)")
     with timer.phase("core"):
-        z = torch.tensor(inner, dtype=torch.float64)
+        z = torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float64))
         u_z, s_z, vh_z = torch.linalg.svd(z)
-        left = _least_squares(psi_left.apply(q), u_z)  # (s, t)
-        right = _least_squares(psi_right.apply(q), vh_z.T)  # (s, t)
-        core = (left * s_z) @ right.T
+        left = _least_squares(z[:, : spec.outer] @ transform, u_z)  # (r, t)
+        right_factor = _least_squares(torch.from_numpy(np.ascontiguousarray(right, dtype=np.float64)) @ transform,
+                                      vh_z.T)  # (r, t)
+        core = (left * s_z) @ right_factor.T
         core = (core + core.T) / 2
         values, vectors = torch.linalg.eigh(core)
-        vectors = q @ vectors
-    return _sort_top(values.numpy(), vectors.numpy(), k)
+        order = np.argsort(-np.abs(values.numpy()), kind="stable")[:k]
+        coefficients = transform @ vectors[:, torch.from_numpy(order)]  # (s, k)
+    collected = [] if sink is None else None
+    with timer.phase("eigenvectors"):
+        gram = torch.zeros((k, k), dtype=torch.float64)
+        for lo, hi in row_chunks(outer.dim, row_chunk):
+            block = torch.from_numpy(outer.read(lo, hi)) @ coefficients
+            gram += block.T @ block
+            if sink is None:
+                collected.append(block.numpy())
+            else:
+                sink(lo, block.numpy())
+    return SeighSolution(values.numpy()[order], coefficients.numpy(), info["rank"], info["condition"],
+                         info["reorthogonalized"], float((gram - torch.eye(k, dtype=torch.float64)).abs().max()),
+                         None if sink is not None else np.concatenate(collected))
 
 
 def seigh(operator: Any, k: int, outer: int, inner: int | None = None, seed: int = 0,
           kind: str = "ssrft", block: int = 64, residual_pairs: int | None = None,
-          check_symmetry: bool = True, progress: Any = None) -> EigenResult:
+          check_symmetry: bool = True, row_chunk: int = 65536, progress: Any = None) -> EigenResult:
     """SEIGH in one process: measure all t columns, then recover the top-k eigenpairs."""
     inner = 2 * outer if inner is None else inner
     spec = SketchSpec(operator.dim, outer, inner, seed, kind)
@@ -283,30 +458,44 @@ def seigh(operator: Any, k: int, outer: int, inner: int | None = None, seed: int
     start = operator.num_products
     with timer.phase("measure"):
         part = seigh_measure(operator, spec, 0, inner, block=block, progress=progress)
-    values, vectors = seigh_recover(*seigh_merge([part], spec), spec, k, timer)
-    return _finish("seigh", operator, values, vectors, start, timer, residual_pairs,
-                   {"outer": outer, "inner": inner, "kind": kind})
+    solution = seigh_recover(part.outer, *seigh_merge([part], spec), spec, k, row_chunk=row_chunk, timer=timer)
+    return _finish("seigh", operator, solution.eigenvalues, solution.vectors, start, timer, residual_pairs,
+                   {"outer": outer, "inner": inner, "kind": kind, "rank": solution.rank,
+                    "condition": solution.condition, "orthogonality_error": solution.orthogonality_error})
 
 
 # ----------------------------------------------------------------------------- a posteriori
 
 
-def aposteriori_error(operator: Any, values: np.ndarray, vectors: np.ndarray, samples: int,
-                      seed: int) -> dict[str, float]:
+def aposteriori_error(operator: Any, values: np.ndarray, vectors: Any, samples: int, seed: int,
+                      row_chunk: int = 65536) -> dict[str, float]:
     """Estimate ||H - U diag(lambda) U^T||_F from ``samples`` Gaussian products (TYUC 2019, §6).
 
     err_est^2 = (1/q) sum_i ||(H - H_hat) w_i||^2 with w_i ~ N(0, I) is unbiased for the squared
-    Frobenius error. Returns the estimate, the estimated ||H||_F, and ``aposteriori_bounds``.
+    Frobenius error. ``vectors`` is a (D, k) array or a ``RowSource``: one pass over its row
+    chunks accumulates A = U^T W, B = U^T H W and G = U^T U, and
+    ||HW - U L A||^2 = ||HW||^2 - 2 <L A, B> + <L A, G L A>, so no D x k block is held.
+    Returns the estimate, the estimated ||H||_F, and the relative error.
     """
     if samples < 1:
         raise SolverError(f"the a-posteriori estimate needs >= 1 test product, got {samples}")
+    source = ArrayRows(vectors) if isinstance(vectors, np.ndarray) else vectors
     gen = torch.Generator().manual_seed(int(seed) + 0xA905)
     omega = torch.randn((operator.dim, samples), generator=gen, dtype=torch.float64)
     measured = torch.as_tensor(operator.matmat(omega.to(operator.dtype))).double().cpu()
-    u = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float64))
-    approx = u @ (torch.from_numpy(np.asarray(values, dtype=np.float64))[:, None] * (u.T @ omega))
-    err2 = float(((measured - approx) ** 2).sum() / samples)
-    norm2 = float((measured ** 2).sum() / samples)
+    k = source.width
+    proj_w = torch.zeros((k, samples), dtype=torch.float64)
+    proj_hw = torch.zeros((k, samples), dtype=torch.float64)
+    gram = torch.zeros((k, k), dtype=torch.float64)
+    for lo, hi in row_chunks(operator.dim, row_chunk):
+        u = torch.from_numpy(source.read(lo, hi))
+        proj_w += u.T @ omega[lo:hi]
+        proj_hw += u.T @ measured[lo:hi]
+        gram += u.T @ u
+    scaled = torch.from_numpy(np.asarray(values, dtype=np.float64))[:, None] * proj_w
+    norm2_total = float((measured ** 2).sum())
+    err2_total = norm2_total - 2 * float((scaled * proj_hw).sum()) + float((scaled * (gram @ scaled)).sum())
+    err2, norm2 = max(err2_total, 0.0) / samples, norm2_total / samples
     return {"frobenius_error": math.sqrt(err2), "frobenius_norm": math.sqrt(norm2),
             "relative_error": math.sqrt(err2 / norm2) if norm2 else float("nan"), "samples": samples}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -35,3 +36,44 @@ def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
 
     return open_experiment_data(dataset, (list(prepared or []) or [None])[0], {"imagenet_root": imagenet_root},
                                 INPUT_SHAPES[model], DEFAULT_CLASSES[model], synthetic_samples, seed)
+
+
+def hessian_job(params, inputs, wildcards):
+    """The curvature operator of an eigen job: the checkpoint of ``wildcards.step`` over the
+    class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples,
+    imagenet_root; ``inputs``: data, checkpoint)."""
+    from hessmask.study import hessian_operator
+    from hessmask.training import Checkpoint
+
+    exp = params.experiment
+    data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
+                           inputs.data, params.imagenet_root)
+    checkpoint = Checkpoint.load(inputs.checkpoint, map_location="cpu")
+    operator = hessian_operator(checkpoint, data, wildcards.split, params.samples, params.eigen)
+    logging.getLogger("hessmask").info("D = %d, %d examples of %s, step %s", operator.dim, operator.num_examples,
+                                       wildcards.split, wildcards.step)
+    return operator
+
+
+class Progress:
+    """Progress of long work as log lines: count, rate and ETA every ``every`` seconds (and at the
+    end), with or without a terminal (SLURM jobs have none, so tqdm would stay silent)."""
+
+    def __init__(self, label: str, total: int, unit: str = "items", every: float = 30.0,
+                 logger: logging.Logger | None = None):
+        self.label, self.total, self.unit, self.every = label, int(total), unit, float(every)
+        self.log = logger or logging.getLogger("hessmask.progress")
+        self.done = 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, count: int = 1) -> None:
+        """Record ``count`` more units; log when the cadence is due or the work is complete."""
+        self.done += int(count)
+        now = time.monotonic()
+        if now - self.last >= self.every or self.done >= self.total:
+            self.last = now
+            elapsed = max(now - self.start, 1e-9)
+            rate = self.done / elapsed
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            self.log.info("%s: %d/%d %s (%.0f%%), %.3g %s/s, elapsed %.0f s, ETA %.0f s", self.label, self.done,
+                          self.total, self.unit, 100.0 * self.done / max(self.total, 1), rate, self.unit, elapsed, eta)

@@ -17,9 +17,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
 
 from hessmask import __version__
+
+#: every array is zstd-compressed with a checksum per chunk: a corrupt chunk fails to read
+COMPRESSORS = (ZstdCodec(level=3, checksum=True),)
 
 
 def git_commit(repo: Path | str | None = None) -> str:
@@ -44,26 +50,102 @@ def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[st
     return attrs
 
 
+def _temporary(path: Path) -> Path:
+    """A fresh sibling temporary folder for ``path``; leftovers of killed writers are removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _with_checksums(ds: xr.Dataset, encoding: Mapping | None) -> dict:
+    """The encoding of every variable, with the checksummed compressor unless one is given."""
+    out = {name: dict(value) for name, value in (encoding or {}).items()}
+    for name in ds.variables:
+        if ds[name].dtype.kind not in "UO":
+            out.setdefault(name, {}).setdefault("compressors", COMPRESSORS)
+    return out
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Consolidate the metadata of the finished store at ``tmp`` and rename it to ``path``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        zarr.consolidate_metadata(str(tmp))
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
 def write_dataset(ds: xr.Dataset, path: Path | str, encoding: Mapping | None = None) -> Path:
     """Write ``ds`` to a zarr store at ``path`` atomically (temp folder, then rename).
 
-    An existing store at ``path`` is replaced. Returns the final path.
+    An existing store at ``path`` is replaced; chunks carry checksums and the metadata is
+    consolidated. Returns the final path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = _temporary(path)
     try:
         with warnings.catch_warnings():
             # fixed-length unicode coordinates (metric, method, split names) are stable in zarr-python
             warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-            ds.to_zarr(tmp, mode="w", encoding=dict(encoding or {}), consolidated=False, zarr_format=3)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            ds.to_zarr(tmp, mode="w", encoding=_with_checksums(ds, encoding), consolidated=False, zarr_format=3)
+        _publish(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+class StoreWriter:
+    """A zarr store written in parts, for arrays too large to hold in memory.
+
+    Small variables are written with xarray (``write``), large ones are created empty
+    (``create``, NaN-filled, checksummed chunks) and filled region by region by the caller. The
+    store lives in a temporary sibling folder until the ``with`` block ends without an error;
+    then its metadata is consolidated and it is renamed into place, so a failed or killed job
+    never leaves a store that looks complete::
+
+        with StoreWriter(path) as out:
+            out.write(small_dataset)
+            vectors = out.create("eigenvectors", ("param", "eigenpair"), (D, k), (4096, 64), "float32")
+            vectors[0:4096, :] = block
+            out.attrs.update(products=710)
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.tmp = _temporary(self.path)
+        self.group = zarr.open_group(str(self.tmp), mode="w", zarr_format=3)
+
+    @property
+    def attrs(self):
+        """The store's attributes (JSON-serializable values)."""
+        return self.group.attrs
+
+    def write(self, ds: xr.Dataset, encoding: Mapping | None = None) -> None:
+        """Add the variables and attributes of a small in-memory Dataset."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+            ds.to_zarr(self.tmp, mode="a", encoding=_with_checksums(ds, encoding), consolidated=False, zarr_format=3)
+
+    def create(self, name: str, dims: tuple[str, ...], shape: tuple[int, ...], chunks: tuple[int, ...],
+               dtype: Any) -> zarr.Array:
+        """An empty (NaN-filled) array that xarray reads as ``name`` with dimensions ``dims``."""
+        chunks = tuple(max(1, min(c, n) if n else c) for c, n in zip(chunks, shape))
+        return self.group.create_array(name, shape=shape, chunks=chunks, dtype=np.dtype(dtype), fill_value=np.nan,
+                                       dimension_names=dims, compressors=COMPRESSORS)
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                _publish(self.tmp, self.path)
+        finally:
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def open_dataset(path: Path | str, load: bool = True) -> xr.Dataset:
@@ -74,7 +156,7 @@ def open_dataset(path: Path | str, load: bool = True) -> xr.Dataset:
     with warnings.catch_warnings():
         # Snakemake marks directory outputs with a .snakemake_timestamp file zarr does not know
         warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
-        ds = xr.open_zarr(path, consolidated=False)
+        ds = xr.open_zarr(path, chunks=None)
         return ds.load() if load else ds
 
 

@@ -15,23 +15,26 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
+import zarr
 
 from hessmask import eigen as E
 from hessmask.curvature import OPERATORS, CurvatureOperator
 from hessmask.data import class_balanced_indices
 from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
+from hessmask.jobs import Progress
 from hessmask.masks import energy_concentration, k_of_rho, magnitude_mask
+from hessmask.store import StoreWriter, open_dataset, write_dataset
 from hessmask.training import Checkpoint
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-VECTOR_CHUNK_BYTES = 16 << 20  # eigenvector chunks of ~16 MiB
 
 
 def hessian_operator(checkpoint: Checkpoint, data: Any, split: str, samples: int,
@@ -44,42 +47,42 @@ def hessian_operator(checkpoint: Checkpoint, data: Any, split: str, samples: int
                                          block_size=eigen["block_size"], data_chunk=eigen["data_chunk"])
 
 
-def _eigen_dataset(result: E.EigenResult, dim: int, settings: Mapping[str, Any]) -> xr.Dataset:
-    k = result.k
-    ds = xr.Dataset(
-        {
-            "eigenvalues": (("k_index",), result.eigenvalues.astype(np.float64)),
-            "eigenvectors": (("param", "k_index"), result.eigenvectors.astype(np.float32)),
-        },
-        coords={"k_index": np.arange(k), "param": np.arange(dim)},
-    )
+def _eigen_dataset(result: E.EigenResult, settings: Mapping[str, Any]) -> xr.Dataset:
+    """The small variables of an eigen store (everything but the eigenvectors)."""
+    ds = xr.Dataset({"eigenvalues": (("eigenpair",), result.eigenvalues.astype(np.float64))},
+                    coords={"eigenpair": np.arange(result.k)})
     ds["eigenvalues"].attrs.update(long_name="eigenvalues by descending |lambda|", units="nats / parameter^2")
-    ds["eigenvectors"].attrs.update(long_name="unit eigenvectors (columns), same order as eigenvalues")
     if result.residuals is not None:
-        ds["residual_norm"] = (("residual_index",), result.residuals)
-        ds["residual_norm"].attrs.update(long_name="||H u - lambda u|| of the leading pairs")
+        ds["residual_norm"] = (("residual_pair",), result.residuals)
+        ds["residual_norm"].attrs.update(long_name="||H u - lambda u|| of the leading pairs", units="nats / parameter^2")
     if "spectrum" in result.extra:
         ds["spectrum"] = (("spectrum_index",), result.extra["spectrum"])
         ds["spectrum"].attrs.update(long_name="all D eigenvalues, descending (exact solve only)")
-    ds.attrs.update(
-        method=result.method,
-        products=int(result.products),
-        timings=json.dumps(result.timings),
-        settings=json.dumps(settings, sort_keys=True, default=str),
-    )
+    ds.attrs.update(method=result.method, products=int(result.products),
+                    settings=json.dumps(settings, sort_keys=True, default=str))
     return ds
 
 
-def eigenvector_encoding(dim: int, k: int) -> dict:
-    """zarr chunking of the (param, k) eigenvectors: whole columns, ~16 MiB per chunk."""
-    rows = int(max(1, min(dim, VECTOR_CHUNK_BYTES // (4 * max(k, 1)))))
-    return {"eigenvectors": {"chunks": (rows, k)}}
+def vector_chunks(dim: int, eigen: Mapping[str, Any]) -> tuple[int, int]:
+    """zarr chunks of the (param, eigenpair) eigenvectors: ``eigen.row_chunk`` rows by
+    ``eigen.vector_chunk`` eigenvectors, so that the top few eigenvectors read a small part."""
+    return (min(dim, eigen["row_chunk"]), eigen["vector_chunk"])
 
 
-def exact_store(operator: CurvatureOperator, k: int, eigen: Mapping[str, Any]) -> xr.Dataset:
-    """Exact top-k (dense float64 eigh of the matrix from D products)."""
+def _vectors_attrs() -> dict:
+    return {"long_name": "unit eigenvectors (columns), same order as eigenvalues"}
+
+
+def exact_store(operator: CurvatureOperator, k: int, eigen: Mapping[str, Any], path: str | Path,
+                attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Exact top-k (dense float64 eigh of the matrix from D products), written to ``path``."""
     result = E.exact(operator, k, block=eigen["block_size"], residual_pairs=eigen["residual_pairs"])
-    return _eigen_dataset(result, operator.dim, {"method": "exact", "k": k, **eigen})
+    ds = _eigen_dataset(result, {"method": "exact", "k": k, **eigen})
+    ds["eigenvectors"] = (("param", "eigenpair"), result.eigenvectors.astype(np.float32), _vectors_attrs())
+    ds.attrs.update(attrs)
+    write_dataset(ds, path, encoding={"eigenvectors": {"chunks": vector_chunks(operator.dim, eigen)}})
+    log.info("exact: %d eigenpairs, timings %s", k, json.dumps({n: round(v, 2) for n, v in result.timings.items()}))
+    return ds
 
 
 def shard_ranges(inner: int, block: int, shards: int) -> list[tuple[int, int]]:
@@ -98,45 +101,160 @@ def sketch_spec(eigen: Mapping[str, Any], dim: int) -> E.SketchSpec:
     return E.SketchSpec(dim, outer, inner, eigen["sketch"]["seed"], eigen["sketch"]["kind"])
 
 
-def shard_store(operator: CurvatureOperator, eigen: Mapping[str, Any], shard: int) -> xr.Dataset:
-    """SEIGH measurements of one shard: inner-sketch columns and outer-sketch columns."""
-    spec = sketch_spec(eigen, operator.dim)
-    start, stop = shard_ranges(spec.inner, eigen["block_size"], eigen["sketch"]["shards"])[shard]
-    part = E.seigh_measure(operator, spec, start, stop, block=eigen["block_size"])
-    ds = xr.Dataset(
-        {"inner": (("inner_row", "measurement"), part.inner),
-         "outer": (("param", "outer_measurement"), part.outer)},
-        coords={"measurement": np.arange(start, stop),
-                "outer_measurement": np.arange(start, start + part.outer.shape[1])},
-    )
-    ds.attrs.update(start=start, stop=stop, products=part.products, seconds=part.seconds)
-    return ds
+def sketch_identity(eigen: Mapping[str, Any], dim: int) -> dict:
+    """What makes measurement shards of one sketch mergeable: the test matrices (D, s, t, kind,
+    seed), the product blocks and the row chunks of the stored outer columns."""
+    spec = sketch_spec(eigen, dim)
+    return {"dim": dim, "outer": spec.outer, "inner": spec.inner, "kind": spec.kind, "seed": spec.seed,
+            "block_size": eigen["block_size"], "row_chunk": min(dim, eigen["row_chunk"])}
 
 
-def sketch_store(operator: CurvatureOperator, shards: Sequence[xr.Dataset], eigen: Mapping[str, Any],
-                 seed: int) -> xr.Dataset:
-    """Merge shards, recover the top-s eigenpairs; residuals and a-posteriori error as configured."""
+def measure_shard(operator: CurvatureOperator, eigen: Mapping[str, Any], shard: int, path: str | Path,
+                  attrs: Mapping[str, Any]) -> E.Measurements:
+    """SEIGH measurements of one shard, written to ``path`` as they are taken.
+
+    The store holds ``outer`` (param, outer_column): the shard's outer-sketch columns, written
+    block by block into row chunks of ``eigen.row_chunk``; ``inner`` (inner_row, measurement):
+    Psi_L b_i; ``right`` (inner_row, outer_column): Psi_R b_i. Memory O(D x block_size).
+    """
     spec = sketch_spec(eigen, operator.dim)
-    parts = [E.Measurements(int(s.attrs["start"]), int(s.attrs["stop"]), s["inner"].values,
-                            s["outer"].values, int(s.attrs["products"]), float(s.attrs["seconds"]))
-             for s in shards]
+    block = eigen["block_size"]
+    start, stop = shard_ranges(spec.inner, block, eigen["sketch"]["shards"])[shard]
+    identity = sketch_identity(eigen, operator.dim)
+    n_outer = E.outer_columns(spec, start, stop)
+    with StoreWriter(path) as out:
+        outer = out.create("outer", ("param", "outer_column"), (operator.dim, n_outer),
+                           (identity["row_chunk"], block), torch.empty(0, dtype=operator.dtype).numpy().dtype)
+        progress = Progress(f"shard {shard} [{start}, {stop})", stop - start, unit="products")
+        part = E.seigh_measure(operator, spec, start, stop, block=block, progress=progress.update,
+                               outer_sink=lambda column, values: outer.__setitem__(
+                                   (slice(None), slice(column - start, column - start + values.shape[1])), values))
+        ds = xr.Dataset({"inner": (("inner_row", "measurement"), part.inner),
+                         "right": (("inner_row", "outer_column"), part.right)},
+                        coords={"measurement": np.arange(start, stop), "outer_column": np.arange(start, part.outer_stop)})
+        ds["inner"].attrs.update(long_name="inner sketch columns Psi_L H psi_R_i")
+        ds["right"].attrs.update(long_name="Psi_R H psi_R_i of the outer columns (the solve's projection)")
+        out.write(ds)
+        out.attrs.update({**attrs, "start": start, "stop": stop, "products": part.products, "seconds": part.seconds,
+                          "sketch": json.dumps(identity, sort_keys=True)})
+        out.attrs["outer"] = "outer-sketch columns H psi_R_i, i < s (param, outer_column)"
+    log.info("shard %d: %d products in %.1f s", shard, part.products, part.seconds)
+    return part
+
+
+class ShardRows:
+    """The outer sketch Y read in row chunks across the shard stores that hold its columns.
+
+    Every chunk read is checked: a NaN is a chunk that was never written (a truncated store).
+    """
+
+    def __init__(self, paths: Sequence[str | Path], spec: E.SketchSpec):
+        self.paths = [str(p) for p in paths]
+        self.arrays = [zarr.open_array(str(Path(p, "outer")), mode="r") for p in self.paths]
+        self.dim, self.width = spec.dim, int(sum(a.shape[1] for a in self.arrays))
+        for path, array in zip(self.paths, self.arrays):
+            if array.shape[0] != spec.dim:
+                raise E.SolverError(f"shard store {path} holds columns of length {array.shape[0]}, the operator has D = {spec.dim}")
+        self.arrays = [(p, a) for p, a in zip(self.paths, self.arrays) if a.shape[1]]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        parts = []
+        for path, array in self.arrays:
+            block = np.asarray(array[start:stop], dtype=np.float64)
+            if not np.isfinite(block).all():
+                raise E.SolverError(f"shard store {path} has missing or non-finite outer-sketch rows in "
+                                    f"[{start}, {stop}): the store is truncated or corrupt; delete it and rerun the shard")
+            parts.append(block)
+        return np.concatenate(parts, axis=1)
+
+
+def open_shards(paths: Sequence[str | Path], eigen: Mapping[str, Any],
+                dim: int) -> tuple[np.ndarray, np.ndarray, list[E.Measurements], list]:
+    """The small parts of the shards (Z, Psi_R Y) after checking that each belongs to this sketch
+    and that together they tile [0, t); returns (inner, right, the shards' measurement records,
+    their paths in column order)."""
+    spec, identity = sketch_spec(eigen, dim), sketch_identity(eigen, dim)
+    stores = []
+    for path in paths:
+        try:
+            store = open_dataset(path)
+        except (FileNotFoundError, KeyError, ValueError) as err:
+            raise E.SolverError(f"shard store {path} cannot be read ({err}); delete it and rerun the shard") from None
+        found = json.loads(store.attrs.get("sketch", "{}"))
+        if found != identity:
+            diff = {k: (found.get(k), v) for k, v in identity.items() if found.get(k) != v}
+            raise E.SolverError(f"shard store {path} belongs to another sketch (found vs expected: {diff}); "
+                                "delete it and rerun the shard")
+        stores.append(store)
+    parts = [E.Measurements(int(s.attrs["start"]), int(s.attrs["stop"]), s["inner"].values, s["right"].values,
+                            None, int(s.attrs["products"]), float(s.attrs["seconds"])) for s in stores]
+    for part, path in zip(parts, paths):
+        if part.inner.shape != (spec.inner, part.stop - part.start):
+            raise E.SolverError(f"shard store {path} is truncated: inner sketch of shape {part.inner.shape}")
+    E.check_tiling(parts, spec, [str(p) for p in paths])
+    order = sorted(range(len(parts)), key=lambda i: parts[i].start)
+    inner, right = E.seigh_merge([parts[i] for i in order], spec)
+    return inner, right, parts, [paths[i] for i in order]
+
+
+def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], eigen: Mapping[str, Any], seed: int,
+                path: str | Path, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Merge the shards and recover the top eigenpairs into the eigen store at ``path``,
+    streaming over row chunks (memory O(row_chunk x s + t^2)); residual norms and the
+    a-posteriori error as configured. Returns the store's small variables."""
+    spec = sketch_spec(eigen, operator.dim)
+    inner, right, parts, ordered = open_shards(shard_paths, eigen, operator.dim)
+    rows = ShardRows(ordered, spec)
+    products = int(sum(p.products for p in parts))
     timer = E.Timer()
     timer.timings["measure"] = float(sum(p.seconds for p in parts))
-    with timer.phase("merge"):
-        outer, inner = E.seigh_merge(parts, spec)
-    values, vectors = E.seigh_recover(outer, inner, spec, spec.outer, timer)
-    result = E.EigenResult(values, vectors, "seigh", int(sum(p.products for p in parts)), timer.timings)
-    if eigen["residual_pairs"]:
-        with timer.phase("residuals"):
-            result.residuals = E.residual_norms(operator, values, vectors, eigen["residual_pairs"])
-    ds = _eigen_dataset(result, operator.dim, {"method": "seigh", **eigen})
-    if eigen["aposteriori_samples"]:
-        with timer.phase("aposteriori"):
-            post = E.aposteriori_error(operator, values, vectors, eigen["aposteriori_samples"], seed)
-        bounds = E.aposteriori_bounds(eigen["aposteriori_samples"], 0.5)
-        ds.attrs.update(aposteriori=json.dumps({**post, "bounds_eps0.5": bounds}))
-    ds.attrs["timings"] = json.dumps(timer.timings)
+    chunks = vector_chunks(operator.dim, eigen)
+    with StoreWriter(path) as out:
+        state: dict[str, Any] = {}
+
+        def sink(row: int, block: np.ndarray) -> None:
+            if "vectors" not in state:
+                state["vectors"] = out.create("eigenvectors", ("param", "eigenpair"), (operator.dim, block.shape[1]),
+                                              chunks, "float32")
+            state["vectors"][row: row + block.shape[0]] = block.astype(np.float32)
+
+        solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer)
+        vectors = StoredRows(state["vectors"])
+        result = E.EigenResult(solution.eigenvalues, None, "seigh", products, timer.timings)
+        if eigen["residual_pairs"]:
+            with timer.phase("residuals"):
+                result.residuals = E.residual_norms(operator, solution.eigenvalues, vectors, eigen["residual_pairs"])
+        ds = _eigen_dataset(result, {"method": "seigh", **eigen})
+        ds.attrs.update(attrs)
+        ds.attrs.update(rank=solution.rank, condition=solution.condition, reorthogonalized=int(solution.reorthogonalized),
+                        orthogonality_error=solution.orthogonality_error)
+        if eigen["aposteriori_samples"]:
+            with timer.phase("aposteriori"):
+                post = E.aposteriori_error(operator, solution.eigenvalues, vectors, eigen["aposteriori_samples"], seed,
+                                           row_chunk=eigen["row_chunk"])
+            bounds = E.aposteriori_bounds(eigen["aposteriori_samples"], 0.5)
+            ds.attrs.update(aposteriori=json.dumps({**post, "bounds_eps0.5": bounds}))
+        ds.attrs["timings"] = json.dumps(timer.timings)
+        out.write(ds)
+        state["vectors"].attrs.update(_vectors_attrs())
+    log.info("solve: rank %d of %d, condition %.2e, orthogonality error %.1e, timings %s", solution.rank, spec.outer,
+             solution.condition, solution.orthogonality_error,
+             json.dumps({n: round(v, 2) for n, v in timer.timings.items()}))
     return ds
+
+
+class StoredRows:
+    """Eigenvectors in a zarr array behind the ``RowSource`` interface (and column reads)."""
+
+    def __init__(self, array: Any):
+        self.array = array
+        self.dim, self.width = (int(n) for n in array.shape)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.array[start:stop], dtype=np.float64)
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.array[:, start:stop], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -146,26 +264,41 @@ def nested_overlap(order: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """overlap(m_k, U_k) for k = 1..K, where m_k = the first k entries of ``order``.
 
     With S = U^2 restricted to the rows of ``order[:K]`` (in that order), overlap(k) is the sum of
-    the leading k x k block of S divided by k: one 2-D cumulative sum gives every k.
+    the leading k x k block of S divided by k: one 2-D cumulative sum gives every k. ``vectors``
+    may be all D rows or already only the rows ``order[:K]`` (then ``order`` is ignored).
     """
     k_max = vectors.shape[1]
-    squares = np.asarray(vectors[order[:k_max]], dtype=np.float64) ** 2
+    rows = vectors if vectors.shape[0] == k_max else vectors[order[:k_max]]
+    squares = np.asarray(rows, dtype=np.float64) ** 2
     cumulative = squares.cumsum(axis=0).cumsum(axis=1)
     ks = np.arange(1, k_max + 1)
     return cumulative[ks - 1, ks - 1] / ks
+
+
+def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
+    """For each index order, the rows ``order[:k]`` of the first k eigenvectors (k x k each, float64).
+
+    One read of the union of the wanted rows (a zarr orthogonal selection reads only the chunks
+    that hold them, and only the first k columns): memory O(len(orders) x k^2), never D x k.
+    """
+    wanted = np.unique(np.concatenate([np.asarray(o[:k]) for o in orders]))
+    block = np.asarray(vectors.isel(param=wanted, eigenpair=slice(0, k)).values, dtype=np.float64)
+    return [block[np.searchsorted(wanted, o[:k])] for o in orders]
 
 
 def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos: Sequence[float],
                  random_masks: int, seed: int, frobenius: float | None = None) -> xr.Dataset:
     """All per-(step, split) comparisons of the magnitude masks with each method's eigenspaces.
 
-    ``frobenius``: an estimate of ||H||_F (from the a-posteriori products) to normalize the
-    spectrum concentration of methods that do not see the whole spectrum.
+    The stores may be opened lazily: only the rows of the K largest |theta| (and of the random
+    masks) of the first K eigenvectors are read. ``frobenius``: an estimate of ||H||_F (from the
+    a-posteriori products) to normalize the spectrum concentration of methods that do not see the
+    whole spectrum.
     """
     dim = theta.size
     magnitude_order = np.argsort(-np.abs(theta.astype(np.float64)), kind="stable")
     methods = list(eigen_stores)
-    k_all = max(s.sizes["k_index"] for s in eigen_stores.values())
+    k_all = max(s.sizes["eigenpair"] for s in eigen_stores.values())
     ks = np.arange(1, k_all + 1)
     overlap = np.full((len(methods), k_all), np.nan)
     random_mean = np.full_like(overlap, np.nan)
@@ -177,18 +310,18 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
     random_orders = [rng.permutation(dim) for _ in range(random_masks)]
     for m, name in enumerate(methods):
         store = eigen_stores[name]
-        vectors = store["eigenvectors"].values
         values = store["eigenvalues"].values
-        k = vectors.shape[1]
+        k = values.size
         eigenvalues[m, :k] = values
-        overlap[m, :k] = nested_overlap(magnitude_order, vectors)
-        baseline = np.stack([nested_overlap(order, vectors) for order in random_orders])
+        rows = gather_rows(store["eigenvectors"], [magnitude_order] + random_orders, k)
+        overlap[m, :k] = nested_overlap(magnitude_order, rows[0])
+        baseline = np.stack([nested_overlap(order, r) for order, r in zip(random_orders, rows[1:])])
         random_mean[m, :k] = baseline.mean(axis=0)
         random_std[m, :k] = baseline.std(axis=0, ddof=1) if random_masks > 1 else 0.0
         for r, rho in enumerate(rhos):
             kk = k_of_rho(dim, rho)
-            if kk <= k:
-                angles = mask_matrix_angles(magnitude_mask(theta, kk), vectors[:, :kk])
+            if kk <= k:  # the mask is the first kk rows of the magnitude order
+                angles = mask_matrix_angles(np.arange(kk), rows[0][:kk, :kk])
                 grassmann[m, r] = list(metrics_from_angles(angles).values())
             if "spectrum" in store:
                 kappa[m, r] = energy_concentration(store["spectrum"].values, rho)
@@ -201,10 +334,10 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
             "random_mask_overlap_std": (("method", "k"), random_std),
             "grassmann": (("method", "rho", "metric"), grassmann),
             "kappa_spectrum": (("method", "rho"), kappa),
-            "eigenvalues": (("method", "eigen_index"), eigenvalues),
+            "eigenvalues": (("method", "eigenpair"), eigenvalues),
         },
         coords={"method": methods, "k": ks, "rho": np.asarray(rhos, dtype=np.float64),
-                "metric": list(METRICS), "eigen_index": np.arange(k_all)},
+                "metric": list(METRICS), "eigenpair": np.arange(k_all)},
     )
     return ds
 
@@ -242,10 +375,24 @@ def describe(ds: xr.Dataset, dim: int) -> None:
     ds.attrs["D"] = dim
 
 
+def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
+                      row_chunk: int = 65536) -> list[float]:
+    """(1/k)||U_a[:, :k]^T U_b[:, :k]||_F^2 for each pair (a, b) of stores, streaming over row
+    chunks: memory O(len(stores) x row_chunk x k + len(pairs) x k^2)."""
+    dim = stores[0].sizes["param"]
+    used = sorted({i for pair in pairs for i in pair})
+    grams = {pair: np.zeros((k, k)) for pair in pairs}
+    for lo, hi in E.row_chunks(dim, row_chunk):
+        blocks = {i: np.asarray(stores[i]["eigenvectors"][lo:hi, :k].values, dtype=np.float64) for i in used}
+        for a, b in pairs:
+            grams[(a, b)] += blocks[a].T @ blocks[b]
+    return [float(np.sum(grams[pair] ** 2) / k) for pair in pairs]
+
+
 def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Sequence[float],
-                     dim: int) -> xr.Dataset:
+                     dim: int, row_chunk: int = 65536) -> xr.Dataset:
     """Overlap of top-k eigenspaces between record steps (per method, split, rho), and between the
-    test and train eigenspaces at the same step."""
+    test and train eigenspaces at the same step; the stores are read in row chunks."""
     methods = sorted({m for m, _, _ in stores}, key=["exact", "seigh"].index)
     splits = sorted({s for _, s, _ in stores}, key=["train", "test"].index)
     steps = sorted({t for _, _, t in stores})
@@ -254,17 +401,27 @@ def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Se
     for m, method in enumerate(methods):
         for r, rho in enumerate(rhos):
             k = k_of_rho(dim, rho)
-            bases = {key[1:]: s["eigenvectors"].values[:, :k].astype(np.float64) for key, s in stores.items()
-                     if key[0] == method and s.sizes["k_index"] >= k}
+            keys = [key[1:] for key, s in stores.items() if key[0] == method and s.sizes["eigenpair"] >= k]
+            if not keys:
+                continue
+            index = {key: i for i, key in enumerate(keys)}
+            wanted, where = [], []
             for si, split in enumerate(splits):
                 for i, a in enumerate(steps):
                     for j, b in enumerate(steps[i:], start=i):
-                        if (split, a) in bases and (split, b) in bases:
-                            value = E.top_overlap(bases[(split, a)], bases[(split, b)], k)
-                            pairs[m, si, r, i, j] = pairs[m, si, r, j, i] = value
+                        if (split, a) in index and (split, b) in index:
+                            wanted.append((index[(split, a)], index[(split, b)]))
+                            where.append(("pairs", si, i, j))
             for i, step in enumerate(steps):
-                if ("train", step) in bases and ("test", step) in bases:
-                    cross[m, r, i] = E.top_overlap(bases[("train", step)], bases[("test", step)], k)
+                if ("train", step) in index and ("test", step) in index:
+                    wanted.append((index[("train", step)], index[("test", step)]))
+                    where.append(("cross", 0, i, i))
+            values = subspace_overlaps([stores[(method, *key)] for key in keys], wanted, k, row_chunk)
+            for (kind, si, i, j), value in zip(where, values):
+                if kind == "pairs":
+                    pairs[m, si, r, i, j] = pairs[m, si, r, j, i] = value
+                else:
+                    cross[m, r, i] = value
     ds = xr.Dataset(
         {"eigenspace_overlap": (("method", "split", "rho", "step", "step_other"), pairs),
          "train_test_overlap": (("method", "rho", "step"), cross)},

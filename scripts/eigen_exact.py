@@ -1,0 +1,14 @@
+"""Rule eigen_exact: checkpoint -> exact eigen store (hessmask.study.exact_store, dense float64)."""
+
+import torch
+
+from hessmask.jobs import hessian_job, setup_logging
+from hessmask.store import provenance
+from hessmask.study import exact_store
+
+sm = snakemake  # noqa: F821 (Snakemake global)
+log = setup_logging(sm.log)
+torch.set_num_threads(sm.threads)
+operator = hessian_job(sm.params, sm.input, sm.wildcards)
+exact_store(operator, sm.params.k, sm.params.eigen, sm.output[0],
+            provenance(sm.params.eigen, split=sm.wildcards.split, step=int(sm.wildcards.step)))
