@@ -4,46 +4,6 @@
 # results/<experiment>/eigen/<method>/<split>/step=<step>.zarr, dims (param, eigenpair).
 
 
-def eigen_store(name, method, split, step):
-    """The eigen store of one solve: method seigh or exact."""
-    return results(name, "eigen", method, split, f"step={step}.zarr")
-
-
-def eigen_methods(exp, step=None):
-    """Solvers run at a step (any step if None): exact where configured, and seigh if enabled."""
-    exact = exp["eigen"]["exact"] and (step is None or int(step) in exact_steps(exp))
-    return [m for m, on in (("exact", exact), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
-
-
-def eigen_jobs(exp):
-    """(split, step) pairs whose Hessians are decomposed."""
-    return [(split, step) for split in hessian_splits(exp) for step in eigen_steps(exp)]
-
-
-def eigen_settings(wildcards):
-    """What an eigen job's result depends on (not the list of steps, not the thread count)."""
-    eigen = experiment(wildcards)["eigen"]
-    return {k: v for k, v in eigen.items() if k not in ("steps", "threads")}
-
-
-def exact_settings(wildcards):
-    """What the exact solve depends on: the eigen settings less those of the sketch."""
-    return {k: v for k, v in eigen_settings(wildcards).items() if k not in ("sketch", "aposteriori_samples")}
-
-
-def shard_stores(wildcards):
-    """The measurement shards of one (step, split)."""
-    return expand(
-        results(wildcards.experiment, "eigen", "seigh_shards", wildcards.split, f"step={wildcards.step}",
-                "shard={shard}.zarr"),
-        shard=range(experiment(wildcards)["eigen"]["sketch"]["shards"]),
-    )
-
-
-def eigen_gpu(wildcards):
-    return gpus(wildcards, "eigen")
-
-
 EIGEN_JOB = dict(
     params=dict(
         eigen=eigen_settings,

@@ -19,6 +19,7 @@ rule experiment_figures:
         **{f"{name}_pdf": path for name, path in figure_outputs("pdf").items()},
     params:
         jobs=lambda wc: eigen_jobs(experiment(wc)),
+        rho=experiment_key("metrics", "summary_rho"),
     log:
         results("logs", "experiment_figures", "{experiment}.log"),
     localrule: True

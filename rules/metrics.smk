@@ -2,24 +2,6 @@
 # acceptance summary.
 
 
-def step_eigen_stores(wildcards):
-    """The eigen stores of one (step, split), one per method run there."""
-    exp = experiment(wildcards)
-    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step)
-            for m in eigen_methods(exp, wildcards.step)]
-
-
-def experiment_eigen_stores(wildcards):
-    """Every eigen store of the experiment, in the order of ``experiment_eigen_keys``."""
-    return [eigen_store(wildcards.experiment, *key) for key in experiment_eigen_keys(wildcards)]
-
-
-def experiment_eigen_keys(wildcards):
-    """(method, split, step) of every eigen store of the experiment."""
-    exp = experiment(wildcards)
-    return [(method, split, step) for split, step in eigen_jobs(exp) for method in eigen_methods(exp, step)]
-
-
 rule step_metrics:
     """Overlap for every k, random-mask baselines, the seven metrics at each rho, spectrum stats."""
     input:

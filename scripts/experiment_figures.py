@@ -1,16 +1,14 @@
-"""Adapter: an experiment's stores -> results/figures/<experiment>/*.{png,pdf}."""
+"""Rule experiment_figures: an experiment's stores -> results/figures/<experiment>/*.{png,pdf}."""
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+from hessmask import plots
+from hessmask.jobs import setup_logging
+from hessmask.store import open_dataset
 
-from hessmask import plots  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.store import open_dataset  # noqa: E402
-
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
+rho = sm.params.rho  # the reported k = round(rho D) (metrics.summary_rho), solved by every method
 log = setup_logging(sm.log)
 training = open_dataset(sm.input.training)
 masks = open_dataset(sm.input.masks)
@@ -20,11 +18,11 @@ timings = {}
 for (split, step), path in zip(sm.params.jobs, sm.input.sketches):
     timings[f"{split} {step}"] = json.loads(open_dataset(path, load=False).attrs["timings"])
 figures = {
-    "crystallization": lambda: plots.crystallization(training, masks, metrics),
+    "crystallization": lambda: plots.crystallization(training, masks, metrics, rho=rho),
     "metrics_over_steps": lambda: plots.metrics_over_steps(metrics, baselines),
     "kappa_accuracy": lambda: plots.kappa_and_accuracy(training, masks, metrics),
-    "similarity_matrices": lambda: plots.similarity_matrices(masks, metrics, max_step=240),
-    "exact_vs_sketched": lambda: plots.exact_vs_sketched(metrics),
+    "similarity_matrices": lambda: plots.similarity_matrices(masks, metrics, rho=rho, max_step=240),
+    "exact_vs_sketched": lambda: plots.exact_vs_sketched(metrics, rho=rho),
     "overlap_vs_k": lambda: plots.overlap_vs_k(metrics),
     "magnitude_vs_random": lambda: plots.magnitude_vs_random(metrics),
     "runtime_breakdown": lambda: plots.runtime_breakdown(timings, f"SEIGH runtime by phase ({sm.wildcards.experiment})"),

@@ -8,7 +8,7 @@ from hessmask.config import MODEL_DIMS
 from hessmask.jobs import setup_logging
 from hessmask.masks import k_of_rho
 from hessmask.store import open_dataset, provenance, write_dataset
-from hessmask.study import combine_metrics, eigenspace_pairs, sketch_diagnostics, summary_markdown
+from hessmask.study import combine_metrics, eigenspace_pairs, sketch_diagnostics, sketch_quality, summary_markdown
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
@@ -24,4 +24,5 @@ rho = sm.params.metrics["summary_rho"]
 k = k_of_rho(dim, rho)
 diagnostics = {(split, step): sketch_diagnostics(stores[("exact", split, step)], stores[("seigh", split, step)], k)
                for split, step in jobs if ("exact", split, step) in stores and ("seigh", split, step) in stores}
-Path(sm.output.summary).write_text(summary_markdown(sm.wildcards.experiment, ds, diagnostics, rho=rho))
+sketches = {(split, step): sketch_quality(store) for (method, split, step), store in stores.items() if method == "seigh"}
+Path(sm.output.summary).write_text(summary_markdown(sm.wildcards.experiment, ds, diagnostics, rho=rho, sketches=sketches))

@@ -23,7 +23,14 @@ def setup_logging(log_files: Sequence[str] | str | None, name: str = "hessmask")
         handlers.append(logging.FileHandler(path, mode="w"))
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
-    return logging.getLogger(name)
+    logger = logging.getLogger(name)
+
+    def log_uncaught(kind, value, traceback) -> None:
+        # the job's log (what --show-failed-logs prints) gets the traceback, not only stderr
+        logger.critical("job failed", exc_info=(kind, value, traceback))
+
+    sys.excepthook = log_uncaught
+    return logger
 
 
 def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,

@@ -156,6 +156,7 @@ def open_dataset(path: Path | str, load: bool = True) -> xr.Dataset:
     with warnings.catch_warnings():
         # Snakemake marks directory outputs with a .snakemake_timestamp file zarr does not know
         warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
         ds = xr.open_zarr(path, chunks=None)
         return ds.load() if load else ds
 

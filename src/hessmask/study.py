@@ -111,35 +111,61 @@ def sketch_identity(eigen: Mapping[str, Any], dim: int) -> dict:
 
 def measure_shard(operator: CurvatureOperator, eigen: Mapping[str, Any], shard: int, path: str | Path,
                   attrs: Mapping[str, Any]) -> E.Measurements:
-    """SEIGH measurements of one shard, written to ``path`` as they are taken.
+    """SEIGH measurements of one shard, written to ``path`` as they are taken (``ShardStore``).
 
-    The store holds ``outer`` (param, outer_column): the shard's outer-sketch columns, written
-    block by block into row chunks of ``eigen.row_chunk``; ``inner`` (inner_row, measurement):
-    Psi_L b_i; ``right`` (inner_row, outer_column): Psi_R b_i. Memory O(D x block_size).
+    Memory O(D x block_size): the outer columns go to the store block by block.
     """
     spec = sketch_spec(eigen, operator.dim)
-    block = eigen["block_size"]
-    start, stop = shard_ranges(spec.inner, block, eigen["sketch"]["shards"])[shard]
-    identity = sketch_identity(eigen, operator.dim)
-    n_outer = E.outer_columns(spec, start, stop)
-    with StoreWriter(path) as out:
-        outer = out.create("outer", ("param", "outer_column"), (operator.dim, n_outer),
-                           (identity["row_chunk"], block), torch.empty(0, dtype=operator.dtype).numpy().dtype)
+    start, stop = shard_ranges(spec.inner, eigen["block_size"], eigen["sketch"]["shards"])[shard]
+    with ShardStore(path, eigen, operator.dim, start, stop, torch.empty(0, dtype=operator.dtype).numpy().dtype) as out:
         progress = Progress(f"shard {shard} [{start}, {stop})", stop - start, unit="products")
-        part = E.seigh_measure(operator, spec, start, stop, block=block, progress=progress.update,
-                               outer_sink=lambda column, values: outer.__setitem__(
-                                   (slice(None), slice(column - start, column - start + values.shape[1])), values))
-        ds = xr.Dataset({"inner": (("inner_row", "measurement"), part.inner),
-                         "right": (("inner_row", "outer_column"), part.right)},
-                        coords={"measurement": np.arange(start, stop), "outer_column": np.arange(start, part.outer_stop)})
-        ds["inner"].attrs.update(long_name="inner sketch columns Psi_L H psi_R_i")
-        ds["right"].attrs.update(long_name="Psi_R H psi_R_i of the outer columns (the solve's projection)")
-        out.write(ds)
-        out.attrs.update({**attrs, "start": start, "stop": stop, "products": part.products, "seconds": part.seconds,
-                          "sketch": json.dumps(identity, sort_keys=True)})
-        out.attrs["outer"] = "outer-sketch columns H psi_R_i, i < s (param, outer_column)"
+        part = E.seigh_measure(operator, spec, start, stop, block=eigen["block_size"], progress=progress.update,
+                               outer_sink=out.write_outer)
+        out.finish(part, attrs)
     log.info("shard %d: %d products in %.1f s", shard, part.products, part.seconds)
     return part
+
+
+class ShardStore:
+    """The store of one measurement shard, written while it is measured.
+
+    ``outer`` (param, outer_column): the shard's outer-sketch columns H psi_R_i (i < s), in chunks
+    of ``eigen.row_chunk`` rows by ``eigen.block_size`` columns, filled block by block
+    (``write_outer``); ``inner`` (inner_row, measurement): Psi_L b_i; ``right`` (inner_row,
+    outer_column): Psi_R b_i; attrs ``start``, ``stop``, ``products``, ``seconds`` and ``sketch``
+    (``sketch_identity``, checked by the solve). Complete only after ``finish`` and a clean exit.
+    """
+
+    def __init__(self, path: str | Path, eigen: Mapping[str, Any], dim: int, start: int, stop: int, dtype: Any):
+        self.identity = sketch_identity(eigen, dim)
+        self.start, self.stop = start, stop
+        self.writer = StoreWriter(path)
+        n_outer = E.outer_columns(sketch_spec(eigen, dim), start, stop)
+        self.outer = self.writer.create("outer", ("param", "outer_column"), (dim, n_outer),
+                                        (self.identity["row_chunk"], eigen["block_size"]), dtype)
+
+    def write_outer(self, column: int, values: np.ndarray) -> None:
+        """Outer-sketch columns ``column..column + m - 1`` (absolute indices), all D rows."""
+        self.outer[:, column - self.start: column - self.start + values.shape[1]] = values
+
+    def finish(self, part: E.Measurements, attrs: Mapping[str, Any]) -> None:
+        """The small sketches and the attributes, once every block is measured."""
+        ds = xr.Dataset({"inner": (("inner_row", "measurement"), part.inner),
+                         "right": (("inner_row", "outer_column"), part.right)},
+                        coords={"measurement": np.arange(part.start, part.stop),
+                                "outer_column": np.arange(part.start, part.outer_stop)})
+        ds["inner"].attrs.update(long_name="inner sketch columns Psi_L H psi_R_i")
+        ds["right"].attrs.update(long_name="Psi_R H psi_R_i of the outer columns (the solve's projection)")
+        self.writer.write(ds)
+        self.outer.attrs.update(long_name="outer-sketch columns H psi_R_i, i < s")
+        self.writer.attrs.update({**attrs, "start": part.start, "stop": part.stop, "products": part.products,
+                                  "seconds": part.seconds, "sketch": json.dumps(self.identity, sort_keys=True)})
+
+    def __enter__(self) -> "ShardStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.__exit__(*exc)
 
 
 class ShardRows:
@@ -160,7 +186,11 @@ class ShardRows:
     def read(self, start: int, stop: int) -> np.ndarray:
         parts = []
         for path, array in self.arrays:
-            block = np.asarray(array[start:stop], dtype=np.float64)
+            try:
+                block = np.asarray(array[start:stop], dtype=np.float64)
+            except Exception as err:  # a checksum mismatch or an unreadable chunk
+                raise E.SolverError(f"shard store {path}: rows [{start}, {stop}) of the outer sketch cannot be "
+                                    f"read ({type(err).__name__}: {err}); delete it and rerun the shard") from err
             if not np.isfinite(block).all():
                 raise E.SolverError(f"shard store {path} has missing or non-finite outer-sketch rows in "
                                     f"[{start}, {stop}): the store is truncated or corrupt; delete it and rerun the shard")
@@ -176,10 +206,12 @@ def open_shards(paths: Sequence[str | Path], eigen: Mapping[str, Any],
     spec, identity = sketch_spec(eigen, dim), sketch_identity(eigen, dim)
     stores = []
     for path in paths:
-        try:
-            store = open_dataset(path)
-        except (FileNotFoundError, KeyError, ValueError) as err:
-            raise E.SolverError(f"shard store {path} cannot be read ({err}); delete it and rerun the shard") from None
+        try:  # the small sketches only: the outer columns are read in row chunks by ShardRows
+            store = open_dataset(path, load=False)
+            store = store.assign(inner=store["inner"].load(), right=store["right"].load())
+        except Exception as err:  # missing, truncated or failing its checksums
+            raise E.SolverError(f"shard store {path} cannot be read ({type(err).__name__}: {err}); "
+                                "delete it and rerun the shard") from None
         found = json.loads(store.attrs.get("sketch", "{}"))
         if found != identity:
             diff = {k: (found.get(k), v) for k, v in identity.items() if found.get(k) != v}
@@ -439,18 +471,20 @@ def _fmt(value: float, spec: str) -> str:
 
 
 def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[str, int], Mapping[str, Any]],
-                     rho: float = 0.05, tolerance: float = 0.02) -> str:
+                     rho: float = 0.05, tolerance: float = 0.02,
+                     sketches: Mapping[tuple[str, int], Mapping[str, Any]] | None = None) -> str:
     """Acceptance summary: exact vs sketched overlap at k = rho D per step and split.
 
     ``diagnostics[(split, step)]`` holds the sketch's a-posteriori error and the relative errors of
     its leading eigenvalues against the exact ones; differences above ``tolerance`` are listed with
-    them, so that none is left unexplained.
+    them, so that none is left unexplained. ``sketches[(split, step)]`` (``sketch_quality``) adds
+    the sketch's own error measures, which are all there is where no exact solve exists.
     """
     dim = int(metrics.attrs["D"])
     k = k_of_rho(dim, rho)
     methods = list(metrics["method"].values)
     lines = [f"# {name}: exact vs sketched mask-eigenspace overlap", "",
-             f"k = {k} (rho = {rho} of D = {dim}); chance k/D = {k / dim:.4f}.", ""]
+             f"k = {k} (rho = {rho:g} of D = {dim}); chance k/D = {k / dim:.4g}.", ""]
     if not {"exact", "seigh"} <= set(methods):
         lines.append(f"Methods present: {', '.join(methods)}; the comparison needs both exact and seigh.")
     header = "| split | step | " + " | ".join(f"{m} overlap" for m in methods)
@@ -461,7 +495,7 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
         for step in metrics["step"].values:
             values = {m: float(metrics["overlap"].sel({"method": m, "split": split, "step": step, "k": k})) for m in methods}
             diff = values.get("seigh", np.nan) - values.get("exact", np.nan)
-            cells = " | ".join(_fmt(values[m], ".4f") for m in methods)
+            cells = " | ".join(_fmt(values[m], ".4g") for m in methods)
             ratios = " | ".join(_fmt(values[m] / (k / dim), ".2f") for m in methods)
             lines.append(f"| {split} | {int(step)} | {cells} | {_fmt(diff, '+.4f')} | {ratios} |")
             if np.isfinite(diff) and abs(diff) > tolerance:
@@ -492,9 +526,31 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
             lines.append(f"| {split} | {step} | {diff:+.4f} | {d.get('relative_error', float('nan')):.3f} | "
                          f"{d.get('top10_eigenvalue_error', float('nan')):.2e} | {d.get('eigenvalue_k_error', float('nan')):.2e} |")
         lines.append("")
-    else:
+    elif finite:
         lines.append("All differences are within the tolerance.")
+    if sketches:
+        lines += ["", "## Sketch quality", "",
+                  "The sketch's own error measures (no exact solve needed): the a-posteriori estimate of "
+                  "||H - H_sketch||_F / ||H||_F from Gaussian test products, the largest residual "
+                  "||H u - lambda u|| of the leading pairs relative to |lambda_1|, the numerical rank and "
+                  "condition number of the outer sketch, and the measured orthogonality error max|U^T U - I|.", "",
+                  "| split | step | a-posteriori relative error | max residual / abs(lambda_1) | rank | condition | orthogonality error |",
+                  "|---|---|---|---|---|---|---|"]
+        for (split, step), q in sorted(sketches.items(), key=lambda item: (["train", "test"].index(item[0][0]), item[0][1])):
+            lines.append(f"| {split} | {step} | {_fmt(q['relative_error'], '.3g')} | {_fmt(q['relative_residual'], '.3g')} "
+                         f"| {q['rank']} | {_fmt(q['condition'], '.3g')} | {_fmt(q['orthogonality_error'], '.1e')} |")
     return "\n".join(lines) + "\n"
+
+
+def sketch_quality(sketch: xr.Dataset) -> dict[str, Any]:
+    """The error measures a sketched eigen store carries about itself (see ``summary_markdown``)."""
+    post = json.loads(sketch.attrs.get("aposteriori", "{}"))
+    values = sketch["eigenvalues"].values
+    residual = sketch["residual_norm"].values if "residual_norm" in sketch else np.array([np.nan])
+    return {"relative_error": post.get("relative_error", float("nan")),
+            "relative_residual": float(np.max(residual) / abs(values[0])) if residual.size else float("nan"),
+            "rank": int(sketch.attrs.get("rank", values.size)), "condition": float(sketch.attrs.get("condition", np.nan)),
+            "orthogonality_error": float(sketch.attrs.get("orthogonality_error", np.nan))}
 
 
 def sketch_diagnostics(exact: xr.Dataset, sketch: xr.Dataset, k: int) -> dict[str, float]:

@@ -1,0 +1,107 @@
+"""Measurement shards and the streaming solve through their zarr stores, on a dense operator."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from hessmask import eigen as E
+from hessmask import study
+from hessmask.store import open_dataset
+
+D = 300
+EIGEN = {"block_size": 16, "row_chunk": 64, "vector_chunk": 8, "residual_pairs": 4, "aposteriori_samples": 3,
+         "sketch": {"outer": 40, "inner": 80, "kind": "ssrft", "seed": 5, "shards": 3}}
+
+
+def operator():
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((D, D)))
+    lam = np.concatenate([np.linspace(50, 20, 6), rng.standard_normal(D - 6)])
+    return E.MatrixOperator((q * lam) @ q.T, dtype=torch.float32)
+
+
+def measure(tmp_path, eigen=EIGEN, name="shards"):
+    paths = []
+    for shard in range(eigen["sketch"]["shards"]):
+        path = tmp_path / name / f"shard={shard}.zarr"
+        study.measure_shard(operator(), eigen, shard, path, {"step": 0})
+        paths.append(path)
+    return paths
+
+
+def test_sharded_stores_give_the_in_process_solve(tmp_path):
+    """Three shard jobs, their stores and the streaming solve: bitwise the in-process SEIGH."""
+    paths = measure(tmp_path)
+    out = tmp_path / "eigen.zarr"
+    study.solve_store(operator(), paths[::-1], EIGEN, seed=1, path=out, attrs={"step": 0})
+    store = open_dataset(out)
+    ref = E.seigh(operator(), 40, outer=40, inner=80, seed=5, block=16, row_chunk=64, check_symmetry=False)
+    assert np.array_equal(store["eigenvalues"].values, ref.eigenvalues)
+    assert np.array_equal(store["eigenvectors"].values, ref.eigenvectors.astype(np.float32))
+    assert store["eigenvectors"].dims == ("param", "eigenpair")
+    assert store["eigenvectors"].encoding["chunks"] == (64, 8)
+    assert store.attrs["products"] == 80 and store["residual_norm"].size == 4
+    assert json.loads(store.attrs["aposteriori"])["samples"] == 3
+    assert store.attrs["orthogonality_error"] < 1e-12
+
+
+def test_shard_store_layout(tmp_path):
+    shard = open_dataset(measure(tmp_path)[0])
+    assert shard["outer"].dims == ("param", "outer_column") and shard["outer"].encoding["chunks"] == (64, 16)
+    assert shard["inner"].shape == (80, shard.attrs["stop"] - shard.attrs["start"])
+    assert json.loads(shard.attrs["sketch"]) == study.sketch_identity(EIGEN, D)
+
+
+def expect_refusal(tmp_path, paths, match, eigen=EIGEN):
+    out = tmp_path / "eigen.zarr"
+    with pytest.raises(E.SolverError, match=match):
+        study.solve_store(operator(), paths, eigen, seed=1, path=out, attrs={})
+    assert not out.exists() and not list(tmp_path.glob(".eigen.zarr.tmp-*"))
+
+
+def test_shard_of_another_sketch_is_refused(tmp_path):
+    paths = measure(tmp_path)
+    other = {**EIGEN, "sketch": {**EIGEN["sketch"], "seed": 6}}
+    paths[1] = measure(tmp_path, other, "other")[1]
+    expect_refusal(tmp_path, paths, r"shard store .*other/shard=1.zarr belongs to another sketch .*'seed': \(6, 5\)")
+
+
+def test_row_chunk_change_is_refused(tmp_path):
+    expect_refusal(tmp_path, measure(tmp_path), "belongs to another sketch .*row_chunk", {**EIGEN, "row_chunk": 32})
+
+
+def test_missing_shard_is_refused(tmp_path):
+    paths = measure(tmp_path)
+    expect_refusal(tmp_path, paths[:2], "a shard is missing")
+    shutil.rmtree(paths[0])
+    expect_refusal(tmp_path, paths, r"shard=0.zarr cannot be read")
+
+
+def test_truncated_or_corrupt_shard_is_named(tmp_path):
+    paths = measure(tmp_path)
+    chunk = paths[0] / "outer" / "c" / "1" / "0"
+    saved = chunk.read_bytes()
+    chunk.unlink()  # a chunk that was never written reads as NaN
+    expect_refusal(tmp_path, paths, r"shard=0.zarr has missing or non-finite outer-sketch rows in \[64, 128\)")
+    corrupt = bytearray(saved)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(corrupt))  # a flipped byte fails the chunk's checksum
+    expect_refusal(tmp_path, paths, r"shard=0.zarr: rows \[64, 128\) of the outer sketch cannot be read")
+
+
+def test_killed_writer_leaves_nothing(tmp_path):
+    class Failing(E.MatrixOperator):
+        def matmat(self, block):
+            if self.num_products >= 16:
+                raise RuntimeError("killed")
+            return super().matmat(block)
+
+    op = operator()
+    failing = Failing(op.matrix)
+    path = tmp_path / "shard=0.zarr"
+    with pytest.raises(RuntimeError, match="killed"):
+        study.measure_shard(failing, EIGEN, 0, path, {})
+    assert not path.exists() and not list(tmp_path.glob(".*tmp-*"))
