@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-fast bench lint dry-run clean
+.PHONY: install run test test-fast bench bench-memory lint dry-run clean
 
 install: $(STAMP)
 
@@ -41,3 +41,6 @@ clean:
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/eigensolvers.py
+
+bench-memory: install
+	$(BIN)/python benchmarks/memory.py --paper-run

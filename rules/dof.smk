@@ -115,7 +115,7 @@ rule dof_aggregate:
     log:
         results("logs", "dof_aggregate", "{experiment}.log"),
     wildcard_constraints:
-        experiment="(?!quadratic_well$)[A-Za-z0-9_]+",
+        experiment="|".join(DOF_EXPERIMENTS) or "(?!)",  # never results/dof/quadratic_well.zarr
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -135,7 +135,7 @@ rule dof_figures:
     log:
         results("logs", "dof_figures", "{experiment}.log"),
     wildcard_constraints:
-        experiment="(?!quadratic_well$)[A-Za-z0-9_]+",
+        experiment="|".join(DOF_EXPERIMENTS) or "(?!)",  # never results/dof/quadratic_well.zarr
     localrule: True
     conda:
         "../envs/cpu.yaml"

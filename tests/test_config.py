@@ -62,3 +62,35 @@ def test_schema_documents_every_key(repo):
             walk(node["items"], "grid")
 
     walk(schema, "")
+
+
+@pytest.mark.parametrize("overlay", ["rehearsal.yaml", "mnist16.yaml", "cifar10_3c3d.yaml", "cifar100_allcnnc.yaml",
+                                     "imagenet_resnet18.yaml"])
+def test_every_overlay_valid(repo, overlay):
+    load_config(repo / "config.yaml", repo / "configs" / overlay)
+
+
+def _experiment(**changes):
+    exp = {"model": "3c3d", "dataset": "synthetic", "record_steps": [0], "train": {"steps": 0}}
+    return {"experiments": {"big": deep_update(exp, changes)}}
+
+
+@pytest.mark.parametrize(
+    "changes,key,text",
+    [
+        ({"eigen": {"exact": True}}, "experiments.big.eigen.exact", "dense exact solve of D = 895210"),
+        ({"eigen": {"exact": False, "sketch": {"outer": 100}}, "metrics": {"summary_rho": 0.001}},
+         "experiments.big.metrics.summary_rho", "exceeds the 100 eigenpairs"),
+    ],
+)
+def test_impossible_eigen_settings_name_the_key(changes, key, text):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_experiment(**changes))
+    assert f"'{key}'" in str(info.value) and text in str(info.value)
+
+
+def test_hessian_subset_smaller_than_the_classes_is_valid():
+    cfg = validate_config(_experiment(model="resnet18", hessian={"train_samples": 0, "test_samples": 2},
+                                      eigen={"exact": False, "sketch": {"outer": 16, "inner": 32}},
+                                      metrics={"summary_rho": 0.000001}))
+    assert cfg["experiments"]["big"]["hessian"]["test_samples"] == 2

@@ -343,16 +343,22 @@ class SeighSolution:
     vectors: np.ndarray | None = None
 
 
+def _rows(outer: RowSource, lo: int, hi: int, device: torch.device | str) -> torch.Tensor:
+    """Rows lo..hi-1 of Y as float64 on the solve's device."""
+    return torch.from_numpy(outer.read(lo, hi)).to(device)
+
+
 def _stream_gram(outer: RowSource, transform: torch.Tensor, row_chunk: int) -> torch.Tensor:
     """(Y W)^T (Y W) accumulated over row chunks."""
-    gram = torch.zeros((transform.shape[1],) * 2, dtype=torch.float64)
+    gram = torch.zeros((transform.shape[1],) * 2, dtype=torch.float64, device=transform.device)
     for lo, hi in row_chunks(outer.dim, row_chunk):
-        part = torch.from_numpy(outer.read(lo, hi)) @ transform
+        part = _rows(outer, lo, hi, transform.device) @ transform
         gram += part.T @ part
     return gram
 
 
-def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None) -> tuple[torch.Tensor, dict]:
+def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
     """W (s x r) such that Q = Y W has orthonormal columns spanning the numerical range of Y.
 
     Pass 1 is a sequential TSQR over row chunks (R <- R factor of [R; Y_c]; Demmel et al. 2012):
@@ -361,13 +367,13 @@ def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None)
     low-rank operator, or a sketch larger than its rank, drops its null directions) and
     W = V_r S_r^-1. Q = Y W loses orthogonality like eps * cond(Y_r); above REORTHOGONALIZE_ABOVE
     a second pass computes G = (Y W)^T (Y W) = L L^T and sets W <- W L^-T (Cholesky-QR2 from a
-    stable start). Memory O(c s + s^2); the chunks are read once or twice.
+    stable start). Memory O(c s + s^2); the chunks are read once or twice and moved to ``device``.
     """
     timer = timer or Timer()
     with timer.phase("orthogonalize"):
-        r_factor = torch.zeros((0, outer.width), dtype=torch.float64)
+        r_factor = torch.zeros((0, outer.width), dtype=torch.float64, device=device)
         for lo, hi in row_chunks(outer.dim, row_chunk):
-            stacked = torch.cat([r_factor, torch.from_numpy(outer.read(lo, hi))])
+            stacked = torch.cat([r_factor, _rows(outer, lo, hi, device)])
             r_factor = torch.linalg.qr(stacked, mode="r")[1][: outer.width]
         _, sing, vh = torch.linalg.svd(r_factor)
         if not float(sing[0]) > 0:
@@ -385,7 +391,7 @@ def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None)
 def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.ndarray, spec: SketchSpec,
                   k: int | None,
                   row_chunk: int = 65536, sink: Callable[[int, np.ndarray], None] | None = None,
-                  timer: Timer | None = None) -> SeighSolution:
+                  timer: Timer | None = None, device: torch.device | str = "cpu") -> SeighSolution:
     """Top-k eigenpairs from the sketches (Tropp et al. 2019 Alg. 7; TMLR paper Algorithm 2,
     steps 3-5), streaming over row chunks of the outer sketch.
 
@@ -399,6 +405,7 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
         row_chunk: rows of Y (and of the eigenvectors) per chunk; memory O(row_chunk x s).
         sink: ``sink(row, block)`` receives the eigenvectors in row chunks (float64, c x k);
             without it they are returned in ``vectors`` (D x k).
+        device: where the chunks are processed (cpu or cuda; the results come back to the CPU).
 
     With Q = Y W orthonormal (``orthogonalizer``), Psi_L Q = Z[:, :s] W and Psi_R Q = (Psi_R Y) W
     are small; the core C = L S_Z R^T with L = lstsq(Psi_L Q, U_Z), R = lstsq(Psi_R Q, V_Z) gives
@@ -413,33 +420,35 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
         raise SolverError(f"sketch shapes Y {(outer.dim, outer.width)}, Z {inner.shape}, Psi_R Y {right.shape} "
                           f"do not match the sketch (D = {spec.dim}, s = {spec.outer}, t = {spec.inner})")
     timer = timer or Timer()
-    transform, info = orthogonalizer(outer, row_chunk, timer)
+    transform, info = orthogonalizer(outer, row_chunk, timer, device)
     k = info["rank"] if k is None else k
     if k > info["rank"]:
         raise SolverError(f"k = {k} exceeds the numerical rank {info['rank']} of the outer sketch "
                           f"(the operator has fewer than k directions above {RANK_TOLERANCE:.0e} of its largest)")
     with timer.phase("core"):
-        z = torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float64))
+        z = torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float64)).to(device)
         u_z, s_z, vh_z = torch.linalg.svd(z)
         left = _least_squares(z[:, : spec.outer] @ transform, u_z)  # (r, t)
-        right_factor = _least_squares(torch.from_numpy(np.ascontiguousarray(right, dtype=np.float64)) @ transform,
-                                      vh_z.T)  # (r, t)
+        right_factor = _least_squares(
+            torch.from_numpy(np.ascontiguousarray(right, dtype=np.float64)).to(device) @ transform, vh_z.T)  # (r, t)
         core = (left * s_z) @ right_factor.T
         core = (core + core.T) / 2
         values, vectors = torch.linalg.eigh(core)
+        values = values.cpu()
         order = np.argsort(-np.abs(values.numpy()), kind="stable")[:k]
-        coefficients = transform @ vectors[:, torch.from_numpy(order)]  # (s, k)
+        coefficients = transform @ vectors[:, torch.from_numpy(order).to(vectors.device)]  # (s, k)
     collected = [] if sink is None else None
     with timer.phase("eigenvectors"):
-        gram = torch.zeros((k, k), dtype=torch.float64)
+        gram = torch.zeros((k, k), dtype=torch.float64, device=coefficients.device)
         for lo, hi in row_chunks(outer.dim, row_chunk):
-            block = torch.from_numpy(outer.read(lo, hi)) @ coefficients
+            block = _rows(outer, lo, hi, device) @ coefficients
             gram += block.T @ block
             if sink is None:
-                collected.append(block.numpy())
+                collected.append(block.cpu().numpy())
             else:
-                sink(lo, block.numpy())
-    return SeighSolution(values.numpy()[order], coefficients.numpy(), info["rank"], info["condition"],
+                sink(lo, block.cpu().numpy())
+    gram = gram.cpu()
+    return SeighSolution(values.numpy()[order], coefficients.cpu().numpy(), info["rank"], info["condition"],
                          info["reorthogonalized"], float((gram - torch.eye(k, dtype=torch.float64)).abs().max()),
                          None if sink is not None else np.concatenate(collected))
 

@@ -31,6 +31,9 @@ import scipy.fft
 import torch
 
 KINDS = ("ssrft", "gaussian", "rademacher")
+#: columns per SSRFT transform call: memory O(n x TRANSFORM_COLUMNS) whatever the block size
+#: (every column is transformed independently, so the result is bitwise the same)
+TRANSFORM_COLUMNS = 8
 
 
 def transform_length(dim: int) -> int:
@@ -139,9 +142,13 @@ class TestMatrix:
         if not 0 <= start <= stop <= self.rows:
             raise IndexError(f"rows [{start}, {stop}) outside the {self.rows} rows of the test matrix")
         if self.kind == "ssrft":  # transforms run in the requested precision
-            unit = torch.zeros((self.length, stop - start), dtype=dtype, device=device)
-            unit[self._selected[start:stop].to(device), torch.arange(stop - start, device=device)] = 1.0
-            return self._transpose(unit)[: self.dim].T.contiguous()
+            out = torch.empty((stop - start, self.dim), dtype=dtype, device=device)
+            for lo in range(start, stop, TRANSFORM_COLUMNS):
+                hi = min(stop, lo + TRANSFORM_COLUMNS)
+                unit = torch.zeros((self.length, hi - lo), dtype=dtype, device=device)
+                unit[self._selected[lo:hi].to(device), torch.arange(hi - lo, device=device)] = 1.0
+                out[lo - start: hi - start] = self._transpose(unit)[: self.dim].T
+            return out
         out = torch.empty((stop - start, self.dim), dtype=torch.float64)
         for i in range(start, stop):
             rng = np.random.default_rng([self.seed, i])
@@ -155,9 +162,14 @@ class TestMatrix:
         if block.shape[0] != self.dim:
             raise ValueError(f"test matrix of width {self.dim} applied to {block.shape[0]} rows")
         if self.kind == "ssrft":
-            if self.length > self.dim:  # zero padding to the transform length
-                block = torch.cat([block, block.new_zeros((self.length - self.dim,) + tuple(block.shape[1:]))])
-            return self._forward(block)[self._selected.to(block.device)]
+            out = torch.empty((self.rows, block.shape[1]), dtype=block.dtype, device=block.device)
+            selected = self._selected.to(block.device)
+            for lo in range(0, block.shape[1], TRANSFORM_COLUMNS):
+                part = block[:, lo: lo + TRANSFORM_COLUMNS]
+                if self.length > self.dim:  # zero padding to the transform length
+                    part = torch.cat([part, part.new_zeros((self.length - self.dim, part.shape[1]))])
+                out[:, lo: lo + TRANSFORM_COLUMNS] = self._forward(part)[selected]
+            return out
         out = torch.empty((self.rows, block.shape[1]), dtype=block.dtype, device=block.device)
         for start in range(0, self.rows, chunk):
             stop = min(self.rows, start + chunk)

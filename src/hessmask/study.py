@@ -250,7 +250,8 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
                                               chunks, "float32")
             state["vectors"][row: row + block.shape[0]] = block.astype(np.float32)
 
-        solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer)
+        solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer,
+                                   device=eigen["device"])
         vectors = StoredRows(state["vectors"])
         result = E.EigenResult(solution.eigenvalues, None, "seigh", products, timer.timings)
         if eigen["residual_pairs"]:

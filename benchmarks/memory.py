@@ -1,0 +1,241 @@
+"""Peak memory of the eigen-stage jobs at the papers' D: measured, fitted, projected.
+
+Writes ``results/benchmarks/memory.json``. Every number is a peak resident set size (RSS) of a
+fresh process running the library function of one workflow job (``os.wait4``), on the real
+network at its real D (random initialization, 2 synthetic Hessian samples of the real input
+shape; memory does not depend on how many samples a product sums over beyond one data chunk):
+
+- ``shard``: one measurement shard (``study.measure_shard``) of one block of products with the
+  block size of the paper overlay; outer columns stream into row chunks, so the peak does not
+  depend on s.
+- ``solve``: the streaming solve (``study.solve_store``) over shard stores of the real D holding
+  s random outer columns (written by ``study.ShardStore``, as a shard job writes them), with the
+  overlay's residual pairs and a-posteriori products on the real network.
+- ``metrics``: ``study.step_metrics`` on that eigen store (20 random masks, the overlay's rho).
+
+For 3c3d (D = 895,210) and ResNet-18 (D = 11,689,512), s in {64, 128, 256} at the default row
+chunk c = 65536, and the solve also at c in {16384, 262144} for s = 128. A least-squares model
+RSS = a + b s + g c s (MB) per (network, job) is projected to the paper's s (1000 and 1500).
+With ``--paper-run`` it also runs 3c3d at the paper's sketch (outer 1000, inner 2000, 4 shards)
+through the Snakemake DAG on this machine and records each job's max RSS and wall time from
+Snakemake's benchmark records.
+
+Run: ``python benchmarks/memory.py [--quick] [--paper-run]`` (``make bench-memory``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "benchmarks" / "memory.json"
+NETWORKS = {  # the paper overlays' eigen settings
+    "3c3d": {"overlay": "cifar10_3c3d", "paper_outer": 1000, "block_size": 100, "residual_pairs": 20,
+             "aposteriori_samples": 20, "rho": [0.00001, 0.00005, 0.0001, 0.001, 0.01]},
+    "resnet18": {"overlay": "imagenet_resnet18", "paper_outer": 1500, "block_size": 10, "residual_pairs": 10,
+                 "aposteriori_samples": 10, "rho": [0.000001, 0.000005, 0.00001, 0.0001, 0.001]},
+}
+DEFAULT_CHUNK = 65536
+
+
+def eigen_settings(network: str, outer: int, row_chunk: int) -> dict:
+    net = NETWORKS[network]
+    block = net["block_size"]
+    inner = 2 * outer
+    return {"curvature": "hessian", "dtype": "float32", "device": "cpu", "block_size": block, "data_chunk": None,
+            "row_chunk": row_chunk, "vector_chunk": 64, "residual_pairs": net["residual_pairs"],
+            "aposteriori_samples": net["aposteriori_samples"],
+            "sketch": {"outer": outer, "inner": inner, "kind": "ssrft", "seed": 12345, "shards": -(-inner // block)}}
+
+
+def network_operator(network: str, eigen: dict):
+    from hessmask.data import TensorData, synthetic_splits
+    from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
+    from hessmask.study import hessian_operator
+    from hessmask.training import TrainSettings, initial_checkpoint
+
+    classes = DEFAULT_CLASSES[network]
+    data = TensorData(synthetic_splits(INPUT_SHAPES[network], classes, 2, seed=0))
+    checkpoint = initial_checkpoint(network, classes, TrainSettings(lr=0.1, batch_size=2, seed=12345))
+    return hessian_operator(checkpoint, data, "test", 2, eigen)
+
+
+def fabricate_shards(network: str, eigen: dict, folder: Path) -> list[Path]:
+    """Shard stores of the real D holding random outer columns, written as a shard job writes them."""
+    from hessmask import eigen as E
+    from hessmask.config import MODEL_DIMS
+    from hessmask.study import ShardStore, shard_ranges, sketch_spec
+
+    dim = MODEL_DIMS[network]
+    spec = sketch_spec(eigen, dim)
+    rng = np.random.default_rng(0)
+    # few shards of many blocks: the solve reads the same D x s columns whatever the split
+    ranges = shard_ranges(spec.inner, eigen["block_size"], 2)
+    eigen = {**eigen, "sketch": {**eigen["sketch"], "shards": 2}}
+    paths = []
+    for shard, (start, stop) in enumerate(ranges):
+        path = folder / f"shard={shard}.zarr"
+        with ShardStore(path, eigen, dim, start, stop, np.float32) as out:
+            n_outer = E.outer_columns(spec, start, stop)
+            for lo in range(0, n_outer, eigen["block_size"]):
+                hi = min(n_outer, lo + eigen["block_size"])
+                out.write_outer(start + lo, rng.standard_normal((dim, hi - lo), dtype=np.float32))
+            part = E.Measurements(start, stop, rng.standard_normal((spec.inner, stop - start)),
+                                  rng.standard_normal((spec.inner, n_outer)), None, stop - start, 0.0)
+            out.finish(part, {})
+        paths.append(path)
+    return paths, eigen
+
+
+def worker(job: str, network: str, outer: int, row_chunk: int, folder: Path) -> None:
+    """One job in this process (its peak RSS is what the parent measures)."""
+    import torch
+
+    from hessmask import study
+    from hessmask.config import MODEL_DIMS
+    from hessmask.store import open_dataset
+
+    torch.set_num_threads(1)
+    eigen = eigen_settings(network, outer, row_chunk)
+    if job == "shard":
+        study.measure_shard(network_operator(network, eigen), eigen, 0, folder / "shard.zarr", {})
+    elif job == "solve":
+        paths, eigen = json.loads((folder / "shards.json").read_text()), json.loads((folder / "eigen.json").read_text())
+        study.solve_store(network_operator(network, eigen), paths, eigen, 1, folder / "eigen.zarr", {})
+    elif job == "metrics":
+        theta = np.random.default_rng(1).standard_normal(MODEL_DIMS[network]).astype(np.float32)
+        stores = {"seigh": open_dataset(folder / "eigen.zarr", load=False)}
+        study.step_metrics(theta, stores, NETWORKS[network]["rho"], 20, 0)
+    elif job == "fabricate":
+        paths, eigen = fabricate_shards(network, eigen, folder)
+        (folder / "shards.json").write_text(json.dumps([str(p) for p in paths]))
+        (folder / "eigen.json").write_text(json.dumps(eigen))
+
+
+def peak_rss(job: str, network: str, outer: int, row_chunk: int, folder: Path) -> dict:
+    """Run ``job`` in a fresh process; its peak RSS (MB) and wall time (s)."""
+    cmd = [sys.executable, __file__, "--worker", job, "--network", network, "--outer", str(outer),
+           "--row-chunk", str(row_chunk), "--folder", str(folder)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"benchmark job {job} {network} s={outer} failed")
+    return {"job": job, "network": network, "outer": outer, "row_chunk": row_chunk,
+            "peak_rss_mb": usage.ru_maxrss / 1024, "seconds": round(seconds, 2)}
+
+
+def fit(rows: list[dict]) -> dict:
+    """Least squares RSS = a + b s + g c s (MB) over the measured rows of one (network, job)."""
+    s = np.array([r["outer"] for r in rows], dtype=float)
+    c = np.array([r["row_chunk"] for r in rows], dtype=float)
+    y = np.array([r["peak_rss_mb"] for r in rows])
+    design = np.stack([np.ones_like(s), s, c * s / 1e6], axis=1)
+    if len(set(c)) == 1:  # no row-chunk sweep: the c s term is folded into b
+        design = design[:, :2]
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    coef = np.append(coef, 0.0) if coef.size == 2 else coef
+    residual = float(np.max(np.abs(design @ coef[: design.shape[1]] - y)))
+    return {"a_mb": float(coef[0]), "b_mb_per_column": float(coef[1]), "g_mb_per_million_chunk_columns": float(coef[2]),
+            "max_abs_residual_mb": residual}
+
+
+def predict(model: dict, outer: int, row_chunk: int = DEFAULT_CHUNK) -> float:
+    return model["a_mb"] + model["b_mb_per_column"] * outer + model["g_mb_per_million_chunk_columns"] * row_chunk * outer / 1e6
+
+
+def paper_run(folder: Path) -> dict:
+    """3c3d at the paper's sketch (outer 1000, inner 2000, 4 shards) through the Snakemake DAG."""
+    overlay = folder / "paper_sketch_3c3d.yaml"
+    overlay.write_text(
+        "synthetic: {enabled: false}\ndof_quadratic: {enabled: false}\nexperiments:\n"
+        "  mlp_mnist5k: {enabled: false}\n  paper_sketch_3c3d:\n    model: 3c3d\n    dataset: synthetic\n"
+        "    synthetic_samples: 16\n    record_steps: [0]\n    train: {steps: 0, batch_size: 8, seed: 12345, eval_batch_size: 16}\n"
+        "    hessian: {train_samples: 0, test_samples: 2}\n    masks: {rho: [0.00001, 0.0001, 0.001]}\n"
+        "    eigen: {exact: false, block_size: 50, residual_pairs: 20, aposteriori_samples: 20,\n"
+        "            sketch: {outer: 1000, inner: 2000, kind: ssrft, seed: 12345, shards: 4}}\n"
+        "    metrics: {summary_rho: 0.001}\n    resources: {eigen_mem_mb: 20000}\n")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(folder),
+                    "--cores", "2", "--configfile", str(overlay)], check=True, cwd=folder)
+    wall = time.perf_counter() - start
+    jobs = []
+    for tsv in sorted((folder / "results" / "benchmarks" / "rules").rglob("*.tsv")):
+        header, values = tsv.read_text().splitlines()[:2]
+        row = dict(zip(header.split("\t"), values.split("\t")))
+        jobs.append({"job": str(tsv.relative_to(folder / "results" / "benchmarks" / "rules").with_suffix("")),
+                     "seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])})
+    return {"wall_seconds": round(wall, 1), "jobs": jobs,
+            "peak_rss_mb": {kind: max(j["max_rss_mb"] for j in jobs if j["job"].startswith(kind))
+                            for kind in ("eigen_measure", "eigen_solve", "step_metrics", "metrics_aggregate")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3c3d only, s in {64, 128}")
+    parser.add_argument("--paper-run", action="store_true", help="also run 3c3d at outer 1000 / inner 2000 end to end")
+    parser.add_argument("--worker")
+    parser.add_argument("--network")
+    parser.add_argument("--outer", type=int)
+    parser.add_argument("--row-chunk", type=int, default=DEFAULT_CHUNK)
+    parser.add_argument("--folder", type=Path)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.network, args.outer, args.row_chunk, args.folder)
+        return
+    networks = ["3c3d"] if args.quick else list(NETWORKS)
+    sizes = [64, 128] if args.quick else [64, 128, 256]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hessmask-memory-", dir=REPO / "results") as tmp:
+        for network in networks:
+            for outer in sizes:
+                chunks = [DEFAULT_CHUNK] + ([16384, 262144] if outer == 128 else [])
+                for row_chunk in chunks:
+                    folder = Path(tmp, f"{network}-{outer}-{row_chunk}")
+                    folder.mkdir()
+                    if row_chunk == DEFAULT_CHUNK:
+                        rows.append(peak_rss("shard", network, outer, row_chunk, folder))
+                    peak_rss("fabricate", network, outer, row_chunk, folder)
+                    rows.append(peak_rss("solve", network, outer, row_chunk, folder))
+                    if row_chunk == DEFAULT_CHUNK:
+                        rows.append(peak_rss("metrics", network, outer, row_chunk, folder))
+                    shutil.rmtree(folder)
+                    print(json.dumps(rows[-1]), flush=True)
+        models, projections = {}, {}
+        for network in networks:
+            for job in ("shard", "solve", "metrics"):
+                model = fit([r for r in rows if r["network"] == network and r["job"] == job])
+                models[f"{network}/{job}"] = model
+                projections[f"{network}/{job}"] = {
+                    "outer": NETWORKS[network]["paper_outer"],
+                    "projected_peak_rss_mb": round(predict(model, NETWORKS[network]["paper_outer"]), 1)}
+        result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                              "load_average_at_end": os.getloadavg()},
+                  "measured": rows, "models": models, "projections_at_paper_s": projections}
+        if "resnet18" in networks:
+            result["resnet18_shard_and_solve_within_24gb"] = all(
+                projections[f"resnet18/{job}"]["projected_peak_rss_mb"] <= 24_000 for job in ("shard", "solve"))
+        if args.paper_run:
+            folder = Path(tmp, "paper_run")
+            folder.mkdir()
+            result["paper_sketch_3c3d"] = paper_run(folder)
+            result["paper_sketch_3c3d_within_24gb"] = max(result["paper_sketch_3c3d"]["peak_rss_mb"].values()) <= 24_000
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
