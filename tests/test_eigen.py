@@ -270,3 +270,12 @@ def test_nonsymmetric_operator_rejected_by_seigh():
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match="not symmetric"):
         E.seigh(E.MatrixOperator(rng.standard_normal((D, D))), 4, outer=8)
+
+
+@pytest.mark.parametrize("value,match", [(float("nan"), "non-finite Hessian-vector products"), (0.0, "are zero")])
+def test_degenerate_operator_refused(value, match):
+    op = E.MatrixOperator(np.full((D, D), value))
+    with pytest.raises(E.SolverError, match=match):
+        E.seigh(op, 4, outer=8, check_symmetry=False)
+    with pytest.raises(E.SolverError, match=match):
+        E.exact(op, 4)

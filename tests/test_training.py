@@ -45,9 +45,19 @@ def test_resume_is_bitwise(tmp_path, model, shape, classes, augment, momentum):
 
 
 def test_nan_loss_stops_with_step():
-    settings = TrainSettings(lr=float("inf"), batch_size=16, seed=0)
-    with pytest.raises(TrainingDiverged, match=r"loss = nan at step 1 "):
+    settings = TrainSettings(lr=float("inf"), batch_size=16, seed=0, divergence_factor=None)
+    with pytest.raises(TrainingDiverged, match=r"loss = nan at step 1 \(not finite\)"):
         train_segment(initial_checkpoint("mlp", 10, settings), mlp_data(), 50, settings, progress=False)
+
+
+def test_finite_divergence_stops_with_step_and_values():
+    """lr = 1e6: the loss stays finite but explodes; the guard names the step and the bound."""
+    settings = TrainSettings(lr=1.0e6, batch_size=16, seed=0)
+    with pytest.raises(TrainingDiverged, match=r"at step 1 > train.divergence_factor x ln C = 10.0 x ln 10 = 23"):
+        train_segment(initial_checkpoint("mlp", 10, settings), mlp_data(), 50, settings, progress=False)
+    # a healthy run passes the guard
+    healthy = TrainSettings(lr=0.3, batch_size=16, seed=0)
+    train_segment(initial_checkpoint("mlp", 10, healthy), mlp_data(), 5, healthy, progress=False)
 
 
 def test_run_segment_and_curves(tmp_path):

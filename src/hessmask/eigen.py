@@ -96,6 +96,17 @@ class Timer:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def check_products(products: torch.Tensor, where: str) -> None:
+    """Refuse a Hessian whose products are non-finite or all zero: eigenpairs of such an operator
+    (a diverged checkpoint, NaN data) would be arbitrary vectors that no later stage can tell apart."""
+    if not bool(torch.isfinite(products).all()):
+        raise SolverError(f"non-finite Hessian-vector products in {where}: the checkpoint or the Hessian "
+                          "subset holds NaN/inf (a diverged training run?)")
+    if not bool((products != 0).any()):
+        raise SolverError(f"all Hessian-vector products in {where} are zero: the spectrum would be all zero "
+                          "and its eigenvectors arbitrary")
+
+
 def _sort_top(values: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(-np.abs(values), kind="stable")[:k]
     return values[order], vectors[:, order]
@@ -150,6 +161,7 @@ def exact(operator: Any, k: int, block: int = 256, residual_pairs: int | None = 
     timer, start = Timer(), operator.num_products
     with timer.phase("measure"):
         matrix = dense_matrix(operator, block=block, progress=progress)
+    check_products(matrix, "the dense matrix")
     with timer.phase("eigh"):
         values, vectors = torch.linalg.eigh(matrix)
     extra = {"spectrum": values.numpy()[::-1].copy()}  # the whole spectrum, descending (eigh sorts it)
@@ -246,6 +258,7 @@ def seigh_measure(operator: Any, spec: SketchSpec, start: int, stop: int, block:
         hi = min(stop, lo + block)
         rows = psi_right.rows_block(lo, hi, dtype=operator.dtype, device=operator.device)
         measured = torch.as_tensor(operator.matmat(rows.T))
+        check_products(measured, f"measurements [{lo}, {hi})")
         # projections in float64 from the measured columns: Psi_L Y is then exactly Z[:, :s]
         measured64 = measured.double()
         inner[:, lo - start: hi - start] = psi_left.apply(measured64).cpu().numpy()

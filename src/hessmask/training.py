@@ -56,6 +56,7 @@ class TrainSettings:
     eval_batch_size: int = 1000
     eval_samples: int | None = None
     device: str = "cpu"
+    divergence_factor: float | None = 10.0
 
     @classmethod
     def from_config(cls, train: Mapping[str, Any]) -> "TrainSettings":
@@ -213,10 +214,7 @@ def train_segment(
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
         value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"training diverged: loss = {value} at step {step} (lr = {settings.lr}); "
-                "lower the learning rate or check the data")
+        check_divergence(value, step, settings, checkpoint.num_classes)
         losses[step - start] = value
         loss.backward()
         optimizer.step()
@@ -232,6 +230,20 @@ def train_segment(
         checkpoint.num_classes,
     )
     return new, losses
+
+
+def check_divergence(loss: float, step: int, settings: TrainSettings, num_classes: int) -> None:
+    """Stop a run whose batch loss is non-finite, or above ``divergence_factor`` times ln C (the
+    cross-entropy of a uniform prediction): a finite but diverged run would otherwise train to
+    the end and hand arbitrary Hessians to the eigen jobs."""
+    limit = None if settings.divergence_factor is None else settings.divergence_factor * math.log(num_classes)
+    if not math.isfinite(loss) or (limit is not None and loss > limit):
+        bound = "" if math.isfinite(loss) else " (not finite)"
+        if math.isfinite(loss):
+            bound = f" > train.divergence_factor x ln C = {settings.divergence_factor} x ln {num_classes} = {limit:.3g}"
+        raise TrainingDiverged(
+            f"training diverged: batch loss = {loss:.6g} at step {step}{bound} (lr = {settings.lr}); "
+            "lower train.lr, check the data, or raise train.divergence_factor (null disables the bound)")
 
 
 def _to_cpu(obj: Any) -> Any:
