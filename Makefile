@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-fast bench bench-memory lint dry-run clean
+.PHONY: install run report test test-fast bench bench-memory lint dry-run clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 
 run: install
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+
+report: install
+	$(BIN)/snakemake --report results/report.html
 
 dry-run: install
 	$(BIN)/snakemake -n
@@ -36,7 +40,9 @@ lint: install
 	$(BIN)/snakemake --lint
 
 clean:
-	rm -rf results/synthetic results/figures results/logs results/benchmarks .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .snakemake
+	@echo "removed every generated result (results/*) and Snakemake's state; kept results/README.md and the downloaded/prepared data in data/"
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

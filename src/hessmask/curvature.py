@@ -17,7 +17,7 @@ GGN; curvlinops (Dangel et al.) for the operator interface tested against dense 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,12 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
+from hessmask.operators import LinearOperator
+
 log = logging.getLogger(__name__)
 
 __all__ = ["CurvatureOperator", "HessianOperator", "GGNOperator", "dense_matrix", "check_symmetric"]
 
 
-class CurvatureOperator:
+class CurvatureOperator(LinearOperator):
     """A symmetric D x D operator given by products; subclasses define ``_block_product``.
 
     Args:
@@ -66,10 +68,6 @@ class CurvatureOperator:
         self.data_chunk = int(data_chunk or self.num_examples)
         self.num_products = 0
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.dim, self.dim)
-
     def theta(self) -> torch.Tensor:
         """The flattened parameters the operator is evaluated at."""
         return torch.cat([p.reshape(-1) for p in self.params.values()])
@@ -85,41 +83,19 @@ class CurvatureOperator:
         raise NotImplementedError
 
     @torch.no_grad()
-    def matmat(self, matrix: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """H @ matrix for a (D, b) block, in blocks of ``block_size`` vectors. Counts b products."""
-        matrix = torch.as_tensor(matrix)
-        if matrix.ndim == 1:
-            return self.matmat(matrix[:, None])[:, 0]
-        if matrix.shape[0] != self.dim:
-            raise ValueError(f"operator of size D = {self.dim} applied to a block of {matrix.shape[0]} rows")
+    def _matmat(self, matrix: torch.Tensor) -> torch.Tensor:
+        """H @ matrix for a (D, b) block, in blocks of ``block_size`` vectors and ``data_chunk`` examples."""
         out = torch.empty((self.dim, matrix.shape[1]), dtype=self.dtype, device=self.device)
         for start in range(0, matrix.shape[1], self.block_size):
             stop = min(matrix.shape[1], start + self.block_size)
-            rows = matrix[:, start:stop].T.to(device=self.device, dtype=self.dtype).contiguous()
+            rows = matrix[:, start:stop].T.contiguous()
             acc = torch.zeros_like(rows)
             for lo in range(0, self.num_examples, self.data_chunk):
                 hi = min(self.num_examples, lo + self.data_chunk)
                 with torch.enable_grad():
                     acc += self._block_product(rows, self.inputs[lo:hi], self.labels[lo:hi])
             out[:, start:stop] = (acc / self.num_examples).T
-        self.num_products += int(matrix.shape[1])
         return out
-
-    def matvec(self, vector: torch.Tensor | np.ndarray) -> torch.Tensor:
-        return self.matmat(torch.as_tensor(vector).reshape(-1, 1))[:, 0]
-
-    def __matmul__(self, other: torch.Tensor) -> torch.Tensor:
-        return self.matmat(other)
-
-    def to_scipy(self, counter: list[int] | None = None):
-        """A float64 ``scipy.sparse.linalg.LinearOperator`` view (products still counted here)."""
-        from scipy.sparse.linalg import LinearOperator
-
-        def mv(v: np.ndarray) -> np.ndarray:
-            return self.matmat(torch.from_numpy(np.asarray(v, dtype=np.float64).reshape(self.dim, -1))).double().cpu().numpy()
-
-        return LinearOperator(self.shape, matvec=lambda v: mv(v)[:, 0], matmat=mv, rmatvec=lambda v: mv(v)[:, 0],
-                              dtype=np.float64)
 
 
 class HessianOperator(CurvatureOperator):
@@ -178,7 +154,7 @@ def dense_matrix(operator: CurvatureOperator | Callable, dim: int | None = None,
     return (out + out.T) / 2
 
 
-def check_symmetric(operator: Any, dim: int, seed: int = 0, trials: int = 2, rtol: float = 1e-3) -> float:
+def check_symmetric(operator: LinearOperator, dim: int, seed: int = 0, trials: int = 2, rtol: float = 1e-3) -> float:
     """Cheap symmetry check on random vectors: |u^T H v - v^T H u| relative to ||u|| ||H v||.
 
     Costs 2 * trials products. Raises ValueError naming the discrepancy if it exceeds ``rtol``;

@@ -12,8 +12,9 @@ per phase, residual norms ||H u - lambda u|| of the leading pairs).
 - ``block_krylov``: randomized block Krylov (block Lanczos with full reorthogonalization) under a
   fixed product budget, then Rayleigh-Ritz on all products (Musco & Musco 2015; Tropp 2023).
 
-An operator is anything with ``dim``, ``dtype``, ``device``, ``num_products`` and ``matmat``
-(``hessmask.curvature.CurvatureOperator`` or ``MatrixOperator`` below).
+Every solver takes a ``hessmask.operators.LinearOperator`` (``dim``, ``dtype``, ``device``,
+``num_products``, ``matmat``, ``to_scipy``): a ``hessmask.curvature.CurvatureOperator`` or, for
+tests and references, a dense ``MatrixOperator``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from hessmask.curvature import check_symmetric, dense_matrix
+from hessmask.operators import LinearOperator, MatrixOperator  # noqa: F401 (MatrixOperator re-exported)
 from hessmask.sketch import TestMatrix
 
 log = logging.getLogger(__name__)
@@ -55,30 +57,6 @@ class EigenResult:
     @property
     def k(self) -> int:
         return int(self.eigenvalues.size)
-
-
-class MatrixOperator:
-    """A dense symmetric matrix behind the operator interface (for tests and references)."""
-
-    def __init__(self, matrix: torch.Tensor | np.ndarray, dtype: torch.dtype | None = None):
-        matrix = torch.as_tensor(matrix)
-        self.matrix = matrix.to(dtype) if dtype is not None else matrix
-        self.dtype = self.matrix.dtype
-        self.dim = int(self.matrix.shape[0])
-        self.device = self.matrix.device
-        self.num_products = 0
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.dim, self.dim)
-
-    def matmat(self, block: torch.Tensor) -> torch.Tensor:
-        block = torch.as_tensor(block).to(self.dtype)
-        self.num_products += 1 if block.ndim == 1 else int(block.shape[1])
-        return self.matrix @ block
-
-    def __matmul__(self, block: torch.Tensor) -> torch.Tensor:
-        return self.matmat(block)
 
 
 class Timer:
@@ -122,7 +100,7 @@ def _check_k(k: int, dim: int, budget: int | None = None, name: str = "k") -> No
                           f"{budget} eigenpairs can be recovered from {budget} products")
 
 
-def residual_norms(operator: Any, values: np.ndarray, vectors: Any, count: int | None = None,
+def residual_norms(operator: LinearOperator, values: np.ndarray, vectors: Any, count: int | None = None,
                    block: int | None = None) -> np.ndarray:
     """||H u_i - lambda_i u_i|| for the first ``count`` pairs (costs ``count`` products).
 
@@ -141,7 +119,7 @@ def residual_norms(operator: Any, values: np.ndarray, vectors: Any, count: int |
     return out
 
 
-def _finish(method: str, operator: Any, values: np.ndarray, vectors: np.ndarray, start_products: int,
+def _finish(method: str, operator: LinearOperator, values: np.ndarray, vectors: np.ndarray, start_products: int,
             timer: Timer, residual_pairs: int | None, extra: dict | None = None) -> EigenResult:
     used = operator.num_products - start_products
     residuals = None
@@ -154,7 +132,7 @@ def _finish(method: str, operator: Any, values: np.ndarray, vectors: np.ndarray,
 # ----------------------------------------------------------------------------- exact
 
 
-def exact(operator: Any, k: int, block: int = 256, residual_pairs: int | None = None,
+def exact(operator: LinearOperator, k: int, block: int = 256, residual_pairs: int | None = None,
           progress: Any = None) -> EigenResult:
     """Dense float64 eigendecomposition of the operator's matrix (D products; D up to ~1e4)."""
     _check_k(k, operator.dim)
@@ -230,7 +208,7 @@ def outer_columns(spec: SketchSpec, start: int, stop: int) -> int:
     return max(0, min(stop, spec.outer) - start)
 
 
-def seigh_measure(operator: Any, spec: SketchSpec, start: int, stop: int, block: int = 64,
+def seigh_measure(operator: LinearOperator, spec: SketchSpec, start: int, stop: int, block: int = 64,
                   outer_sink: Callable[[int, np.ndarray], None] | None = None,
                   progress: Any = None) -> Measurements:
     """Measurements ``start..stop-1``: b_i = H psi_R_i, Z[:, i] = Psi_L b_i; for i < s also
@@ -466,7 +444,7 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
                          None if sink is not None else np.concatenate(collected))
 
 
-def seigh(operator: Any, k: int, outer: int, inner: int | None = None, seed: int = 0,
+def seigh(operator: LinearOperator, k: int, outer: int, inner: int | None = None, seed: int = 0,
           kind: str = "ssrft", block: int = 64, residual_pairs: int | None = None,
           check_symmetry: bool = True, row_chunk: int = 65536, progress: Any = None) -> EigenResult:
     """SEIGH in one process: measure all t columns, then recover the top-k eigenpairs."""
@@ -489,7 +467,7 @@ def seigh(operator: Any, k: int, outer: int, inner: int | None = None, seed: int
 # ----------------------------------------------------------------------------- a posteriori
 
 
-def aposteriori_error(operator: Any, values: np.ndarray, vectors: Any, samples: int, seed: int,
+def aposteriori_error(operator: LinearOperator, values: np.ndarray, vectors: Any, samples: int, seed: int,
                       row_chunk: int = 65536) -> dict[str, float]:
     """Estimate ||H - U diag(lambda) U^T||_F from ``samples`` Gaussian products (TYUC 2019, §6).
 
@@ -538,7 +516,7 @@ def aposteriori_bounds(samples: int, relative: float) -> dict[str, float]:
 # ----------------------------------------------------------------------------- eigsh
 
 
-def eigsh(operator: Any, k: int, tol: float = 1e-6, maxiter: int | None = None,
+def eigsh(operator: LinearOperator, k: int, tol: float = 1e-6, maxiter: int | None = None,
           residual_pairs: int | None = None, seed: int = 0, ncv: int | None = None) -> EigenResult:
     """scipy's ARPACK (``which='LM'``) on the operator in float64; every product counted."""
     from scipy.sparse.linalg import ArpackNoConvergence
@@ -550,7 +528,7 @@ def eigsh(operator: Any, k: int, tol: float = 1e-6, maxiter: int | None = None,
     v0 = rng.standard_normal(operator.dim)
     with timer.phase("lanczos"):
         try:
-            values, vectors = arpack(operator.to_scipy() if hasattr(operator, "to_scipy") else _scipy_view(operator),
+            values, vectors = arpack(operator.to_scipy(),
                                      k=k, which="LM", tol=tol, v0=v0, ncv=ncv, maxiter=maxiter)
             converged = True
         except ArpackNoConvergence as err:
@@ -560,21 +538,10 @@ def eigsh(operator: Any, k: int, tol: float = 1e-6, maxiter: int | None = None,
                    {"tol": tol, "converged": converged})
 
 
-def _scipy_view(operator: Any):
-    from scipy.sparse.linalg import LinearOperator
-
-    def mv(v: np.ndarray) -> np.ndarray:
-        block = torch.from_numpy(np.asarray(v, dtype=np.float64).reshape(operator.dim, -1))
-        return torch.as_tensor(operator.matmat(block.to(operator.dtype))).double().cpu().numpy()
-
-    return LinearOperator((operator.dim, operator.dim), matvec=lambda v: mv(v)[:, 0], matmat=mv,
-                          dtype=np.float64)
-
-
 # ----------------------------------------------------------------------------- block krylov
 
 
-def block_krylov(operator: Any, k: int, budget: int, block_size: int | None = None, seed: int = 0,
+def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int | None = None, seed: int = 0,
                  residual_pairs: int | None = None, progress: Any = None) -> EigenResult:
     """Randomized block Krylov under a fixed product budget.
 

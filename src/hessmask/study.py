@@ -28,7 +28,7 @@ from hessmask.curvature import OPERATORS, CurvatureOperator
 from hessmask.data import class_balanced_indices
 from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
 from hessmask.jobs import Progress
-from hessmask.masks import energy_concentration, k_of_rho, magnitude_mask
+from hessmask.masks import energy_concentration, k_of_rho
 from hessmask.store import StoreWriter, open_dataset, write_dataset
 from hessmask.training import Checkpoint
 
