@@ -126,3 +126,10 @@ def test_wrong_block_size(data):
     op = HessianOperator(tiny_mlp().double(), x, y, dtype=torch.float64)
     with pytest.raises(ValueError, match="applied to a block of 5 rows"):
         op.matmat(torch.zeros(5, 2, dtype=torch.float64))
+
+
+def test_operator_leaves_the_callers_model_alone():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 3)).train()
+    x, y = torch.randn(6, 8), torch.arange(6) % 3
+    HessianOperator(model, x, y, dtype=torch.float64)
+    assert model.training and next(model.parameters()).dtype == torch.float32

@@ -16,6 +16,7 @@ GGN; curvlinops (Dangel et al.) for the operator interface tested against dense 
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Callable
 
@@ -39,7 +40,7 @@ class CurvatureOperator(LinearOperator):
         model: the network; its parameters define theta (``model.parameters()`` order) and its
             buffers are used as they are (the model is put in eval mode).
         inputs, labels: the data subset the curvature is averaged over.
-        dtype: float32 or float64 for the products (a float64 copy of the model is made).
+        dtype: float32 or float64 for the products (the operator works on its own copy of the model).
         device: where products are computed.
         block_size: vectors per vectorized product (memory grows with it).
         data_chunk: examples per forward pass (memory grows with it).
@@ -52,7 +53,8 @@ class CurvatureOperator(LinearOperator):
             raise ValueError(f"block_size must be >= 1, got {block_size}")
         self.device = torch.device(device)
         self.dtype = dtype
-        self.model = model.to(device=self.device, dtype=dtype).eval()
+        # a copy: the caller's model keeps its dtype, device and train/eval mode
+        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
         self.names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.shapes = [p.shape for n, p in self.model.named_parameters() if p.requires_grad]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
