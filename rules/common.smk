@@ -202,6 +202,9 @@ def experiment_targets():
         ]
         if eigen_methods(exp) and hessian_splits(exp):
             targets += [results(name, "metrics.zarr"), results(name, "summary.md")]
+            # the eigen stores are results too: a deleted one is rebuilt by the next run
+            targets += [eigen_store(name, method, split, step) for split, step in eigen_jobs(exp)
+                        for method in eigen_methods(exp, step)]
             targets += [results("figures", name, f"{fig}.{ext}") for fig in EXPERIMENT_FIGURES
                         for ext in ("png", "pdf")]
     return targets

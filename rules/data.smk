@@ -6,7 +6,9 @@ rule prepare_dataset:
     output:
         str(Path(DATA_DIR, "{dataset}.npz")),
     params:
-        data=config["data"],
+        # where the data live (dir, mirror, imagenet_root) is read from the config by the script:
+        # moving them must not rerun what depends on the prepared arrays
+        data={k: v for k, v in config["data"].items() if k not in ("dir", "mirror", "imagenet_root")},
     log:
         results("logs", "prepare_dataset", "{dataset}.log"),
     wildcard_constraints:

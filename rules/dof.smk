@@ -16,7 +16,6 @@ rule dof_trajectory:
         steps=lambda wc: experiment(wc)["train"]["steps"],
         every=lambda wc: dof(wc)["trajectory_every"],
         components=lambda wc: max(dof(wc)["dims"]),
-        imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "dof_trajectory", "{experiment}.log"),
     benchmark:
@@ -47,7 +46,6 @@ rule dof_chunk:
         data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
         eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
         seed=lambda wc: experiment(wc)["train"]["seed"],
-        imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "dof_chunk", "{experiment}", "{method}", "d={d}", "chunk={chunk}.log"),
     benchmark:
@@ -82,7 +80,6 @@ rule dof_reference:
         data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
         eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
         seed=lambda wc: experiment(wc)["train"]["seed"],
-        imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "dof_reference", "{experiment}.log"),
     benchmark:

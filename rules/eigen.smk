@@ -8,7 +8,6 @@ EIGEN_JOB = dict(
     params=dict(
         eigen=eigen_settings,
         samples=lambda wc: experiment(wc)["hessian"][f"{wc.split}_samples"],
-        imagenet_root=config["data"]["imagenet_root"],
         experiment=training_settings,
     ),
     resources=dict(

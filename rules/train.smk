@@ -12,7 +12,6 @@ rule train_segment:
         curve=directory(results("{experiment}", "train", "segment_step={step}.zarr")),
     params:
         experiment=training_settings,
-        imagenet_root=config["data"]["imagenet_root"],
     log:
         results("logs", "train_segment", "{experiment}", "step={step}.log"),
     benchmark:

@@ -9,6 +9,6 @@ from hessmask.study import measure_shard
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
-operator = hessian_job(sm.params, sm.input, sm.wildcards)
+operator = hessian_job(sm.params, sm.input, sm.wildcards, sm.config)
 measure_shard(operator, sm.params.eigen, int(sm.wildcards.shard), sm.output[0],
               provenance(sm.params.eigen, split=sm.wildcards.split, step=int(sm.wildcards.step)))

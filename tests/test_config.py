@@ -66,8 +66,31 @@ def test_schema_documents_every_key(repo):
 
 @pytest.mark.parametrize("overlay", ["rehearsal.yaml", "mnist16.yaml", "cifar10_3c3d.yaml", "cifar100_allcnnc.yaml",
                                      "imagenet_resnet18.yaml"])
-def test_every_overlay_valid(repo, overlay):
-    load_config(repo / "config.yaml", repo / "configs" / overlay)
+def test_every_overlay_valid(repo, overlay, tmp_path):
+    for split in ("train", "val"):  # an ImageNet tree in class-folder layout
+        (tmp_path / split / "n01440764").mkdir(parents=True)
+    load_config(repo / "config.yaml", repo / "configs" / overlay, overrides={"data": {"imagenet_root": str(tmp_path)}})
+
+
+@pytest.mark.parametrize(
+    "changes,data,key",
+    [
+        ({"train": {"batch_size": 64}, "synthetic_samples": 32}, {}, "experiments.big.train.batch_size"),
+        ({"hessian": {"test_samples": 40}, "synthetic_samples": 32}, {}, "experiments.big.hessian.test_samples"),
+        ({"dataset": "cifar10", "hessian": {"test_samples": 20000}}, {}, "experiments.big.hessian.test_samples"),
+        ({"model": "resnet18", "dataset": "imagenet"}, {}, "data.imagenet_root"),
+        ({"model": "resnet18", "dataset": "imagenet"}, {"imagenet_root": "/nonexistent"}, "data.imagenet_root"),
+        ({}, {"mirror": "/nonexistent/mirror"}, "data.mirror"),
+    ],
+)
+def test_errors_a_job_would_meet_are_raised_before_the_queue(changes, data, key):
+    changes = deep_update({"eigen": {"exact": False, "sketch": {"outer": 16, "inner": 32}},
+                           "metrics": {"summary_rho": 0.000001}, "train": {"batch_size": 8},
+                           "hessian": {"train_samples": 0, "test_samples": 2}}, changes)
+    config = _experiment(**changes)
+    config["data"] = data
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        validate_config(config)
 
 
 def _experiment(**changes):
@@ -94,3 +117,16 @@ def test_hessian_subset_smaller_than_the_classes_is_valid():
                                       eigen={"exact": False, "sketch": {"outer": 16, "inner": 32}},
                                       metrics={"summary_rho": 0.000001}))
     assert cfg["experiments"]["big"]["hessian"]["test_samples"] == 2
+
+
+def test_numbers_written_as_yaml_strings_are_numbers():
+    """YAML 1.1 reads 1e-3 as a string; nested --config values arrive as strings."""
+    cfg = validate_config(yaml.safe_load(
+        "synthetic: {samples: '31'}\n"
+        "experiments:\n  mlp_mnist5k:\n    model: mlp\n    dataset: mnist5k\n    record_steps: [0]\n"
+        "    train: {steps: 0, lr: 1e-3, weight_decay: 1.0e-6}\n    masks: {rho: [1e-2, 5e-2]}\n"))
+    exp = cfg["experiments"]["mlp_mnist5k"]
+    assert cfg["synthetic"]["samples"] == 31 and exp["train"]["lr"] == 0.001
+    assert exp["train"]["weight_decay"] == 1e-6 and exp["masks"]["rho"] == [0.01, 0.05]
+    with pytest.raises(ConfigError, match="'synthetic.samples'"):
+        validate_config({"synthetic": {"samples": "3.5"}})  # a float string is still no integer

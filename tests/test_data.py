@@ -173,3 +173,12 @@ def test_class_balanced_indices():
     np.testing.assert_array_equal(hd.class_balanced_indices(labels, 2), [0, 1])  # fewer samples than classes
     with pytest.raises(ValueError, match="only 3"):
         hd.class_balanced_indices(labels, 12)
+
+
+def test_corrupt_prepared_dataset_is_named(tmp_path):
+    path = tmp_path / "mnist5k.npz"
+    np.savez(path, x_train=np.zeros((4, 1, 16, 16), np.float32), y_train=np.zeros(4, np.int64),
+             x_test=np.zeros((4, 1, 16, 16), np.float32), y_test=np.zeros(4, np.int64))
+    path.write_bytes(path.read_bytes()[:-40])  # truncated
+    with pytest.raises(hd.DataError, match=r"mnist5k.npz is corrupt .*delete it and rerun"):
+        hd.load_prepared(path, "mnist5k")

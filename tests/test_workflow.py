@@ -38,8 +38,20 @@ def test_bad_config_stops_before_any_job(tmp_path, override, key):
 
 @pytest.mark.parametrize("overlay", ["mnist16", "cifar10_3c3d", "cifar100_allcnnc", "imagenet_resnet18"])
 def test_dry_run_paper_configs(tmp_path, overlay):
-    jobs = dry_run_jobs(tmp_path, "--configfile", str(REPO / "configs" / f"{overlay}.yaml"))
+    site = tmp_path / "site"
+    for split in ("train", "val"):  # an ImageNet tree in class-folder layout, checked before any job
+        (site / "imagenet" / split / "n01440764").mkdir(parents=True)
+    (site / "site.yaml").write_text(f"data:\n  imagenet_root: {site / 'imagenet'}\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    jobs = dry_run_jobs(work, "--configfile", str(REPO / "configs" / f"{overlay}.yaml"), str(site / "site.yaml"))
     assert jobs["train_segment"] >= 5 and jobs["mask_statistics"] == 1
+
+
+def test_missing_imagenet_root_stops_before_any_job(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / "imagenet_resnet18.yaml"), check=False)
+    assert proc.returncode != 0
+    assert "'data.imagenet_root': /path/to/imagenet/train is missing" in proc.stdout + proc.stderr
 
 
 def test_record_step_beyond_trained_range(tmp_path):
@@ -235,3 +247,18 @@ def test_every_store_opens_without_warning(synthetic_run):
         warnings.simplefilter("error")
         for path in stores:
             xr.open_zarr(path).load()
+
+
+def test_data_location_keys_rerun_nothing(synthetic_run, tmp_path):
+    """Where the data live is no rerun trigger: a finished run stays finished."""
+    text = f"data:\n  mirror: {tmp_path}\n  imagenet_root: {tmp_path}\n"
+    assert dry_run_jobs(synthetic_run, "--configfile", CI, overlay(tmp_path, text)) == {}
+
+
+def test_deleted_eigen_store_is_rebuilt(synthetic_run):
+    """Every store the README calls a result is a target of `all`: a deleted one is rebuilt."""
+    import shutil
+
+    shutil.rmtree(synthetic_run / "results" / "ci_mlp" / "eigen" / "seigh" / "train" / "step=3.zarr")
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI)
+    assert jobs.get("eigen_solve") == 1 and jobs.get("eigen_measure") == 2

@@ -7,6 +7,7 @@ happens once, when the workflow starts, so a typo or a wrong type stops the run 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,6 +36,38 @@ def _with_defaults(validator_class: type) -> type:
 
 
 _Validator = _with_defaults(jsonschema.Draft7Validator)
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def coerce_numbers(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+    """Numbers that arrive as strings, typed by the schema: YAML 1.1 reads ``1e-3`` and ``1.0e6``
+    as strings, and Snakemake passes nested ``--config`` values as strings (``'31'``)."""
+    root = schema if root is None else root
+    if "$ref" in schema:  # local references only: "#/definitions/<name>"
+        node = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(instance, str):
+        text = instance.strip()
+        if "integer" in types and _INTEGER.match(text):
+            return int(text)
+        if "number" in types and _NUMBER.match(text):
+            return float(text)
+        return instance
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                instance[key] = coerce_numbers(value, sub, root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        instance[:] = [coerce_numbers(item, schema["items"], root) for item in instance]
+    return instance
 
 
 def key_path(path: Any) -> str:
@@ -57,7 +90,7 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
     message lists all violations when there are several.
     """
     schema = load_schema() if schema is None else schema
-    filled = copy.deepcopy(dict(config))
+    filled = coerce_numbers(copy.deepcopy(dict(config)), schema)
     errors = sorted(_Validator(schema).iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
@@ -131,6 +164,8 @@ def check_semantics(config: Mapping[str, Any]) -> None:
         check_experiment(name, exp)
         if exp["dof"]["enabled"]:
             check_dof(name, exp)
+        if exp.get("enabled", True):
+            check_data(name, exp, config.get("data", {}))
     if "dof_quadratic" in config:
         check_dof_quadratic(config["dof_quadratic"])
 
@@ -178,6 +213,58 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
                               f"{key}.resources.eigen_mem_mb = {exp['resources']['eigen_mem_mb']}; set "
                               f"{key}.eigen.exact: false (the sketched solve streams in bounded memory)")
     check_reported_k(key, exp)
+
+
+#: (train, test) examples of each dataset, and the fewest examples of any class per split
+DATASET_SIZES = {"mnist5k": ((4000, 1000), (400, 100)), "mnist": ((60000, 10000), (5421, 892)),
+                 "cifar10": ((50000, 10000), (5000, 1000)), "cifar100": ((50000, 10000), (500, 100)),
+                 "imagenet": ((1_281_167, 50_000), (732, 50))}
+
+
+def check_data(name: str, exp: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """What would otherwise fail only inside a job, after the queue: a batch larger than the
+    training set, a Hessian subset larger than a class has, a missing ImageNet tree or mirror."""
+    key, dataset = f"experiments.{name}", exp["dataset"]
+    classes = NUM_CLASSES.get(dataset, MODEL_CLASSES[exp["model"]])
+    if dataset == "synthetic":  # labels 0, 1, ..., C-1, 0, 1, ...: class c has ceil((n - c) / C)
+        n = exp["synthetic_samples"]
+        sizes = (n, n)
+        counts = [max(0, -(-(n - c) // classes)) for c in range(classes)]
+    else:
+        sizes, smallest = DATASET_SIZES[dataset]
+    if exp["train"]["batch_size"] > sizes[0]:
+        raise ConfigError(f"config key '{key}.train.batch_size': {exp['train']['batch_size']} exceeds the {sizes[0]} "
+                          f"training examples of {dataset}")
+    for i, split in enumerate(("train", "test")):
+        n = exp["hessian"][f"{split}_samples"]
+        per, extra = divmod(n, classes)  # data.class_balanced_indices: the first n mod C classes one more
+        if dataset == "synthetic":
+            short = [c for c in range(classes) if per + (c < extra) > counts[c]]
+            available = counts[short[0]] if short else None
+        else:
+            short = [0] if per + (extra > 0) > smallest[i] else []
+            available = smallest[i]
+        if short:
+            raise ConfigError(f"config key '{key}.hessian.{split}_samples': {n} class-balanced examples need "
+                              f"{per + (extra > 0)} of class {short[0]}; the {split} split of {dataset} has "
+                              f"{available} (raise synthetic_samples or lower the subset)")
+    if dataset == "imagenet":
+        check_imagenet_root(data.get("imagenet_root"))
+    mirror = data.get("mirror")
+    if mirror and "://" not in str(mirror) and not Path(mirror).is_dir():
+        raise ConfigError(f"config key 'data.mirror': {mirror} is not a folder (a local mirror holds the original "
+                          "files under their original names; an http(s) URL is also accepted)")
+
+
+def check_imagenet_root(root: Any) -> None:
+    """``data.imagenet_root`` holds train/ and val/ in class-folder layout (checked before any job)."""
+    if not root:
+        raise ConfigError("config key 'data.imagenet_root': an ImageNet experiment needs a folder with train/ and "
+                          "val/ in class-folder layout (ImageNet is never downloaded)")
+    for split in ("train", "val"):
+        folder = Path(root, split)
+        if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
+            raise ConfigError(f"config key 'data.imagenet_root': {folder} is missing or has no class folders")
 
 
 def check_reported_k(key: str, exp: Mapping[str, Any]) -> None:

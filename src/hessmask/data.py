@@ -280,8 +280,12 @@ def load_prepared(path: Path | str, name: str) -> Splits:
     path = Path(path)
     if not path.exists():
         raise DataError(f"prepared dataset {path} is missing; run the rule prepare_dataset for {name!r}")
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    try:
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except Exception as err:  # a truncated or corrupt file: zipfile, zlib, CRC or key errors
+        raise DataError(f"prepared dataset {path} is corrupt ({type(err).__name__}: {err}); delete it and rerun: "
+                        f"the rule prepare_dataset prepares {name!r} again from the verified downloads") from None
     if arrays["x_train"].dtype == np.uint8:  # CIFAR: per-channel normalization from the train split
         scaled = {k: arrays[k].astype(np.float32) / 255.0 for k in ("x_train", "x_test")}
         mean = scaled["x_train"].mean(axis=(0, 2, 3), keepdims=True)

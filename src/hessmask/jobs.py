@@ -45,16 +45,17 @@ def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
                                 INPUT_SHAPES[model], DEFAULT_CLASSES[model], synthetic_samples, seed)
 
 
-def hessian_job(params, inputs, wildcards):
+def hessian_job(params, inputs, wildcards, config):
     """The curvature operator of an eigen job: the checkpoint of ``wildcards.step`` over the
-    class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples,
-    imagenet_root; ``inputs``: data, checkpoint)."""
+    class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples;
+    ``inputs``: data, checkpoint; ``config``: the workflow config, read only for where the data
+    live, which is deliberately no rerun trigger)."""
     from hessmask.study import hessian_operator
     from hessmask.training import Checkpoint
 
     exp = params.experiment
     data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                           inputs.data, params.imagenet_root)
+                           inputs.data, config["data"]["imagenet_root"])
     checkpoint = Checkpoint.load(inputs.checkpoint, map_location="cpu")
     operator = hessian_operator(checkpoint, data, wildcards.split, params.samples, params.eigen)
     logging.getLogger("hessmask").info("D = %d, %d examples of %s, step %s", operator.dim, operator.num_examples,
