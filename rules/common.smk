@@ -4,7 +4,11 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# jobs import hessmask from the repository too (conda environments and cluster nodes, where the
+# package is not installed): their scripts inherit this from the Snakemake process
+os.environ.update(PYTHONPATH=os.pathsep.join([SRC] + [p for p in os.getenv("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]))
 
 from hessmask.config import ConfigError, validate_config  # noqa: E402
 from hessmask.synthetic import grid_cells  # noqa: E402
@@ -115,6 +119,17 @@ def gpus(wildcards, stage):
     exp = experiment(wildcards)
     configured = exp["resources"][f"{stage}_gpus"]
     return configured if configured is not None else int(exp[stage]["device"].startswith("cuda"))
+
+
+def conda_env(stage):
+    """The conda environment of a job of ``stage`` (train, eigen, dof): envs/gpu.yaml where the
+    experiment's ``<stage>.device`` is cuda, else envs/cpu.yaml."""
+
+    def env(wildcards, *_):
+        device = experiment(wildcards)[stage]["device"]
+        return str(Path(workflow.basedir, "envs", "gpu.yaml" if device.startswith("cuda") else "cpu.yaml"))
+
+    return env
 
 
 def train_gpu(wildcards):

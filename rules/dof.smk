@@ -62,7 +62,7 @@ rule dof_chunk:
         slurm_partition=lambda wc: site_partition(dof_resources(wc) > 0),
         **SITE,
     conda:
-        "../envs/cpu.yaml"
+        conda_env("dof")
     script:
         "../scripts/dof_chunk.py"
 

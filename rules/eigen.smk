@@ -43,7 +43,7 @@ rule eigen_measure:
     resources:
         **EIGEN_JOB["resources"],
     conda:
-        "../envs/cpu.yaml"
+        conda_env("eigen")
     script:
         "../scripts/eigen_measure.py"
 
@@ -71,7 +71,7 @@ rule eigen_solve:
     resources:
         **EIGEN_JOB["resources"],
     conda:
-        "../envs/cpu.yaml"
+        conda_env("eigen")
     script:
         "../scripts/eigen_solve.py"
 
@@ -98,6 +98,6 @@ rule eigen_exact:
     resources:
         **EIGEN_JOB["resources"],
     conda:
-        "../envs/cpu.yaml"
+        conda_env("eigen")
     script:
         "../scripts/eigen_exact.py"

@@ -27,7 +27,7 @@ rule train_segment:
         slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
         **SITE,
     conda:
-        "../envs/cpu.yaml"
+        conda_env("train")
     script:
         "../scripts/train_segment.py"
 

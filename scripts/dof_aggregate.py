@@ -1,16 +1,11 @@
-"""Adapter: subspace chunks + full-space reference -> results/dof/<experiment>.zarr."""
+"""Rule dof_aggregate: subspace chunks + full-space reference -> results/dof/<experiment>.zarr."""
 
-import sys
-from pathlib import Path
+from hessmask.config import MODEL_DIMS
+from hessmask.jobs import setup_logging
+from hessmask.store import open_dataset, provenance, write_dataset
+from hessmask.subspace import dof_dataset
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
-
-from hessmask.config import MODEL_DIMS  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
-from hessmask.subspace import dof_dataset  # noqa: E402
-
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 ds = dof_dataset([open_dataset(p) for p in sm.input.chunks], open_dataset(sm.input.full),
                  MODEL_DIMS[sm.params.model], sm.params.levels, sm.params.delta)

@@ -1,18 +1,13 @@
-"""Adapter: subspace training of one (method, d, chunk of runs), or the full-space reference."""
+"""Rule dof_chunk: subspace training of one (method, d, chunk of runs), or the full-space reference."""
 
-import sys
-from pathlib import Path
+import torch
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+from hessmask.jobs import experiment_data, setup_logging
+from hessmask.store import open_dataset, provenance, write_dataset
+from hessmask.subspace import Sources, SubspaceSettings, full_space_runs, run_chunk
+from hessmask.training import Checkpoint
 
-import torch  # noqa: E402
-
-from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
-from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
-from hessmask.subspace import Sources, SubspaceSettings, full_space_runs, run_chunk  # noqa: E402
-from hessmask.training import Checkpoint  # noqa: E402
-
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 model_name, dof = sm.params.model, sm.params.dof

@@ -1,15 +1,12 @@
-"""Adapter: results/dof/*.zarr -> results/figures/dof/ (PNG and PDF)."""
+"""Rule dof_figures: results/dof/*.zarr -> results/figures/dof/ (PNG and PDF)."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+from hessmask import plots
+from hessmask.jobs import setup_logging
+from hessmask.store import open_dataset
 
-from hessmask import plots  # noqa: E402
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.store import open_dataset  # noqa: E402
-
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 ds = open_dataset(sm.input[0])
 if sm.rule == "dof_quadratic_figure":

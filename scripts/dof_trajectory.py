@@ -1,20 +1,15 @@
-"""Adapter: checkpoint at step 0 -> <experiment>/dof/trajectory.zarr (lottery-subspace directions)."""
+"""Rule dof_trajectory: checkpoint at step 0 -> <experiment>/dof/trajectory.zarr (lottery-subspace directions)."""
 
-import sys
-from pathlib import Path
+import numpy as np
+import torch
+import xarray as xr
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+from hessmask.jobs import experiment_data, setup_logging
+from hessmask.store import provenance, write_dataset
+from hessmask.subspace import trajectory_components, trajectory_directions
+from hessmask.training import Checkpoint
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
-from hessmask.store import provenance, write_dataset  # noqa: E402
-from hessmask.subspace import trajectory_components, trajectory_directions  # noqa: E402
-from hessmask.training import Checkpoint  # noqa: E402
-
-sm = snakemake  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 exp = sm.params.experiment

@@ -1,13 +1,8 @@
-"""Adapter: params.zarr -> masks.zarr (kappa per step and rho, IoU between record steps)."""
+"""Rule mask_statistics: params.zarr -> masks.zarr (kappa per step and rho, IoU between record steps)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
-
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.masks import mask_statistics  # noqa: E402
-from hessmask.store import open_dataset, provenance, write_dataset  # noqa: E402
+from hessmask.jobs import setup_logging
+from hessmask.masks import mask_statistics
+from hessmask.store import open_dataset, provenance, write_dataset
 
 log = setup_logging(snakemake.log)  # noqa: F821
 params = open_dataset(snakemake.input[0])  # noqa: F821

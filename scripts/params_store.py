@@ -1,13 +1,8 @@
-"""Adapter: checkpoints at the record steps -> results/<experiment>/params.zarr (step, param)."""
+"""Rule params_store: checkpoints at the record steps -> results/<experiment>/params.zarr (step, param)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
-
-from hessmask.jobs import setup_logging  # noqa: E402
-from hessmask.store import provenance, write_dataset  # noqa: E402
-from hessmask.training import params_dataset  # noqa: E402
+from hessmask.jobs import setup_logging
+from hessmask.store import provenance, write_dataset
+from hessmask.training import params_dataset
 
 log = setup_logging(snakemake.log)  # noqa: F821
 ds = params_dataset(list(snakemake.input))  # noqa: F821

@@ -1,9 +1,6 @@
-"""Adapter: per-D chunks -> grassmann_baselines.zarr and the paper's Table 1 (CSV, Markdown)."""
+"""Rule synthetic_aggregate: per-D chunks -> grassmann_baselines.zarr and the paper's Table 1 (CSV, Markdown)."""
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
 
 from hessmask.jobs import setup_logging
 from hessmask.store import open_dataset, provenance, write_dataset

@@ -1,9 +1,4 @@
-"""Adapter: one D of the synthetic baselines -> results/synthetic/chunks/D=<D>.zarr."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
+"""Rule synthetic_chunk: one D of the synthetic baselines -> results/synthetic/chunks/D=<D>.zarr."""
 
 from hessmask.jobs import setup_logging
 from hessmask.store import provenance, write_dataset

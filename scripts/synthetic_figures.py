@@ -1,9 +1,6 @@
-"""Adapter: grassmann_baselines.zarr -> metric-vs-D and metric-vs-ratio figures of one modality."""
+"""Rule synthetic_figures: grassmann_baselines.zarr -> metric-vs-D and metric-vs-ratio figures of one modality."""
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
 
 from hessmask.jobs import setup_logging
 from hessmask.plots import save_figure, synthetic_vs_dim, synthetic_vs_ratio

@@ -1,15 +1,10 @@
-"""Adapter: previous checkpoint -> checkpoint and curve segment at step {step}."""
+"""Rule train_segment: previous checkpoint -> checkpoint and curve segment at step {step}."""
 
-import sys
-from pathlib import Path
+import torch
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821 (Snakemake global)
-
-import torch  # noqa: E402
-
-from hessmask.jobs import experiment_data, setup_logging  # noqa: E402
-from hessmask.store import provenance, write_dataset  # noqa: E402
-from hessmask.training import Checkpoint, run_segment  # noqa: E402
+from hessmask.jobs import experiment_data, setup_logging
+from hessmask.store import provenance, write_dataset
+from hessmask.training import Checkpoint, run_segment
 
 log = setup_logging(snakemake.log)  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -130,3 +130,21 @@ def test_numbers_written_as_yaml_strings_are_numbers():
     assert exp["train"]["weight_decay"] == 1e-6 and exp["masks"]["rho"] == [0.01, 0.05]
     with pytest.raises(ConfigError, match="'synthetic.samples'"):
         validate_config({"synthetic": {"samples": "3.5"}})  # a float string is still no integer
+
+
+CONDA_TO_PIP = {"pytorch": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn"}
+
+
+@pytest.mark.parametrize("env", ["cpu.yaml", "gpu.yaml"])
+def test_conda_envs_list_the_package_dependencies(repo, env):
+    """Every dependency of the package (less snakemake, which runs the jobs) is in each conda env."""
+    import re
+
+    import tomllib
+
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = {re.split(r"[<>=!~ ]", d)[0].lower() for d in project} - {"snakemake"}
+    conda = yaml.safe_load((repo / "envs" / env).read_text())["dependencies"]
+    names = {re.split(r"[<>=!~ ]", d)[0].lower() for d in conda if isinstance(d, str)}
+    names = {CONDA_TO_PIP.get(n, n) for n in names} - {"python", "cuda-version"}
+    assert names == wanted
