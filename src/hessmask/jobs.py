@@ -85,3 +85,17 @@ class Progress:
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
             self.log.info("%s: %d/%d %s (%.0f%%), %.3g %s/s, elapsed %.0f s, ETA %.0f s", self.label, self.done,
                           self.total, self.unit, 100.0 * self.done / max(self.total, 1), rate, self.unit, elapsed, eta)
+
+
+def track(items, label: str, unit: str = "steps", progress: bool | None = None, every: float = 30.0):
+    """Iterate over ``items`` showing progress: a tqdm bar on a terminal (``progress`` None: only
+    there; True: always) and, unless ``progress`` is False, a ``Progress`` log line every ``every``
+    seconds and at the end, which is what a SLURM job's log shows."""
+    from tqdm.auto import tqdm
+
+    items = list(items)
+    meter = None if progress is False else Progress(label, len(items), unit=unit, every=every)
+    for item in tqdm(items, desc=label, disable=None if progress is None else not progress):
+        yield item
+        if meter is not None:
+            meter.update()

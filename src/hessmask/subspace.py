@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
+from hessmask.jobs import track
 from hessmask.masks import magnitude_mask
 from hessmask.training import (Checkpoint, Data, TrainingDiverged, TrainSettings, batch_indices, evaluate,
                                step_seed, train_segment)
@@ -279,7 +279,7 @@ def _adam(loss_of: Any, params: list[torch.Tensor], data: Data, settings: Subspa
     optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps)
     n = data.size("train")
     losses = np.empty(settings.steps)
-    for step in tqdm(range(settings.steps), desc=label, disable=None if progress is None else not progress):
+    for step in track(range(settings.steps), label, "Adam steps", progress):
         x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
         torch.manual_seed(step_seed(data_seed, step, 1))  # dropout draws of this step
         loss = loss_of(x.to(device), y.to(device))
@@ -348,9 +348,8 @@ def trajectory_directions(start: Checkpoint, data: Data, end_step: int, every: i
     settings = TrainSettings.from_config(start.settings)
     marks = list(range(start.step, end_step, every)) + [end_step]
     rows, checkpoint, previous = [], start, start.parameters()
-    bar = tqdm(list(zip(marks[:-1], marks[1:])), desc=f"trajectory {start.step}->{end_step}",
-               disable=None if progress is None else not progress)
-    for _, stop in bar:
+    for _, stop in track(list(zip(marks[:-1], marks[1:])), f"trajectory {start.step}->{end_step}", "segments",
+                         progress):
         checkpoint, _ = train_segment(checkpoint, data, stop, settings, progress=False)
         current = checkpoint.parameters()
         rows.append(current.astype(np.float64) - previous)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from hessmask.jobs import track
 from hessmask.models import build_model
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,7 @@ def train_segment(
     torch.set_rng_state(checkpoint.rng_state)
     n = data.size("train")
     losses = np.empty(end_step - start, dtype=np.float64)
-    bar = tqdm(range(start, end_step), desc=f"train {start}->{end_step}",
-               disable=None if progress is None else not progress)
-    for step in bar:
+    for step in track(range(start, end_step), f"train {start}->{end_step}", "SGD steps", progress):
         x, y = data.batch("train", batch_indices(step, n, settings.batch_size, settings.seed))
         if settings.augment:
             x = augment_batch(x, settings.seed, step)
