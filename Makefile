@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run report test test-fast bench bench-memory lint dry-run clean
+.PHONY: install run report verify test test-fast bench bench-memory lint dry-run clean
 
 install: $(STAMP)
 
@@ -26,6 +26,9 @@ run: install
 
 report: install
 	$(BIN)/snakemake --report results/report.html
+
+verify: install
+	$(BIN)/python -m hessmask.store verify results
 
 dry-run: install
 	$(BIN)/snakemake -n

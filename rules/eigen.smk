@@ -56,7 +56,8 @@ rule eigen_solve:
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
         shards=shard_stores,
     output:
-        directory(results("{experiment}", "eigen", "seigh", "{split}", "step={step}.zarr")),
+        store=directory(results("{experiment}", "eigen", "seigh", "{split}", "step={step}.zarr")),
+        timings=results("benchmarks", "eigen_phases", "{experiment}", "{split}", "step={step}.json"),
     params:
         **EIGEN_JOB["params"],
     log:

@@ -10,8 +10,8 @@ rule experiment_figures:
         baselines=lambda wc: [results("synthetic", "grassmann_baselines.zarr")]
         if config["synthetic"]["enabled"]
         else [],
-        sketches=lambda wc: [eigen_store(wc.experiment, "seigh", split, step)
-                             for split, step in eigen_jobs(experiment(wc))]
+        timings=lambda wc: [results("benchmarks", "eigen_phases", wc.experiment, split, f"step={step}.json")
+                            for split, step in eigen_jobs(experiment(wc))]
         if experiment(wc)["eigen"]["sketch"]["enabled"]
         else [],
     output:

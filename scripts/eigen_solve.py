@@ -1,5 +1,8 @@
 """Rule eigen_solve: measurement shards -> eigen store (hessmask.study.solve_store, streaming)."""
 
+import json
+from pathlib import Path
+
 import torch
 
 from hessmask.jobs import hessian_job, setup_logging
@@ -11,5 +14,6 @@ log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 operator = hessian_job(sm.params, sm.input, sm.wildcards, sm.config)
 eigen = sm.params.eigen
-solve_store(operator, sm.input.shards, eigen, eigen["sketch"]["seed"] + int(sm.wildcards.step), sm.output[0],
-            provenance(eigen, split=sm.wildcards.split, step=int(sm.wildcards.step)))
+_, timings = solve_store(operator, sm.input.shards, eigen, eigen["sketch"]["seed"] + int(sm.wildcards.step),
+                         sm.output.store, provenance(eigen, split=sm.wildcards.split, step=int(sm.wildcards.step)))
+Path(sm.output.timings).write_text(json.dumps(timings, indent=1) + "\n")

@@ -15,8 +15,8 @@ masks = open_dataset(sm.input.masks)
 metrics = open_dataset(sm.input.metrics)
 baselines = open_dataset(sm.input.baselines[0]) if sm.input.baselines else None
 timings = {}
-for (split, step), path in zip(sm.params.jobs, sm.input.sketches):
-    timings[f"{split} {step}"] = json.loads(open_dataset(path, load=False).attrs["timings"])
+for (split, step), path in zip(sm.params.jobs, sm.input.timings):
+    timings[f"{split} {step}"] = json.loads(Path(path).read_text())
 figures = {
     "crystallization": lambda: plots.crystallization(training, masks, metrics, rho=rho),
     "metrics_over_steps": lambda: plots.metrics_over_steps(metrics, baselines),

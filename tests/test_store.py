@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hessmask.store import config_of, open_dataset, provenance, write_dataset
+from hessmask.store import config_of, main, open_dataset, provenance, verify, write_dataset
 
 
 def test_round_trip_and_provenance(tmp_path):
@@ -12,6 +12,7 @@ def test_round_trip_and_provenance(tmp_path):
     ds.attrs.update(provenance({"seed": 1}))
     write_dataset(ds, tmp_path / "s.zarr")
     back = open_dataset(tmp_path / "s.zarr")
+    assert len(back.attrs.pop("content_digest")) == 64
     xr.testing.assert_identical(back, ds)
     assert config_of(back) == {"seed": 1}
 
@@ -31,3 +32,39 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
 def test_missing_store_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="no zarr store"):
         open_dataset(tmp_path / "nope.zarr")
+
+
+def test_identical_writes_identical_stores(tmp_path):
+    ds = xr.Dataset({"x": (("a",), np.linspace(0, 1, 1000))}, coords={"a": np.arange(1000)})
+    write_dataset(ds, tmp_path / "one.zarr")
+    write_dataset(ds, tmp_path / "two.zarr")
+    xr.testing.assert_identical(open_dataset(tmp_path / "one.zarr"), open_dataset(tmp_path / "two.zarr"))
+
+
+@pytest.mark.parametrize("damage", ["flip", "delete"])
+def test_verify_names_a_corrupt_store(tmp_path, damage, capsys):
+    ds = xr.Dataset({"x": (("a",), np.linspace(0, 1, 5000))}, coords={"a": np.arange(5000)})
+    for name in ("good.zarr", "bad.zarr"):
+        write_dataset(ds, tmp_path / "results" / name, encoding={"x": {"chunks": (1000,)}})
+    assert verify(tmp_path / "results") == {}
+    chunk = tmp_path / "results" / "bad.zarr" / "x" / "c" / "2"
+    if damage == "flip":
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        chunk.write_bytes(bytes(data))
+    else:
+        chunk.unlink()  # would read back as fill values without the digest
+    problems = verify(tmp_path / "results")
+    assert list(problems) == [str(tmp_path / "results" / "bad.zarr")]
+    assert main(["verify", str(tmp_path / "results")]) == 1
+    out = capsys.readouterr().out
+    assert "CORRUPT" in out and "bad.zarr" in out and "1 of 2 stores" in out
+
+
+def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
+    """A SIGKILL during a write leaves a hidden temporary folder; the next write of that store
+    removes it."""
+    stale = tmp_path / ".s.zarr.tmp-deadbeef"
+    (stale / "x").mkdir(parents=True)
+    write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), tmp_path / "s.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]

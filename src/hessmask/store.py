@@ -8,6 +8,7 @@ finished. Provenance (package version, git commit, the config that produced it) 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,11 +68,31 @@ def _with_checksums(ds: xr.Dataset, encoding: Mapping | None) -> dict:
     return out
 
 
+#: files of a store that its content digest leaves out: the root metadata (which holds the
+#: digest itself) and Snakemake's marker of directory outputs
+DIGEST_EXCLUDED = ("zarr.json", ".snakemake_timestamp")
+
+
+def content_digest(path: Path | str) -> str:
+    """sha256 over the relative path and bytes of every file of a store but ``DIGEST_EXCLUDED``:
+    array metadata and every chunk, so a changed, truncated or deleted chunk changes it."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = file.relative_to(path).as_posix()
+        if relative in DIGEST_EXCLUDED:
+            continue
+        digest.update(relative.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _publish(tmp: Path, path: Path) -> None:
-    """Consolidate the metadata of the finished store at ``tmp`` and rename it to ``path``."""
+    """Consolidate the metadata of the finished store at ``tmp``, record its content digest in the
+    root attrs (``content_digest``) and rename it to ``path``."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
         zarr.consolidate_metadata(str(tmp))
+        zarr.open_group(str(tmp), mode="r+").attrs["content_digest"] = content_digest(tmp)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
@@ -164,3 +185,49 @@ def open_dataset(path: Path | str, load: bool = True) -> xr.Dataset:
 def config_of(ds: xr.Dataset) -> dict:
     """The config recorded in a store's provenance attributes."""
     return json.loads(ds.attrs["config"])
+
+
+def verify(root: Path | str) -> dict[str, str]:
+    """Recheck every zarr store under ``root``: its content digest against the one recorded when
+    it was written, and every chunk read through its checksum. Returns {store: problem} for the
+    corrupt ones (empty when all are intact)."""
+    root = Path(root)
+    problems: dict[str, str] = {}
+    stores = sorted(p for p in root.rglob("*.zarr") if p.is_dir() and not any(q.suffix == ".zarr" for q in p.parents))
+    for store in stores:
+        if store.name.startswith("."):
+            continue  # a temporary of a running or killed writer
+        try:
+            group = zarr.open_group(str(store), mode="r")
+            recorded = group.attrs.get("content_digest")
+            if recorded is None:
+                problems[str(store)] = "no content digest recorded (written by an older version?)"
+                continue
+            if content_digest(store) != recorded:
+                problems[str(store)] = "content digest differs from the one recorded when it was written"
+                continue
+            for _, array in group.arrays():
+                array[...]  # every chunk through its checksum
+        except Exception as err:  # unreadable metadata, a failing checksum
+            problems[str(store)] = f"{type(err).__name__}: {err}"
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hessmask.store verify [RESULTS]``: name every corrupt store (exit 1 if any)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hessmask.store", description=main.__doc__)
+    parser.add_argument("command", choices=["verify"])
+    parser.add_argument("root", nargs="?", default="results")
+    args = parser.parse_args(argv)
+    problems = verify(args.root)
+    count = sum(1 for p in Path(args.root).rglob("*.zarr") if not any(q.suffix == ".zarr" for q in p.parents))
+    for store, problem in problems.items():
+        print(f"CORRUPT {store}: {problem}")
+    print(f"{count - len(problems)} of {count} stores under {args.root} intact")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
