@@ -33,13 +33,15 @@ verify: install
 dry-run: install
 	$(BIN)/snakemake -n
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not workflow and not slow"
 
 lint: install
+	$(BIN)/ruff check src scripts tests benchmarks
+	$(BIN)/snakefmt --check rules Snakefile
 	$(BIN)/snakemake --lint
 
 clean:

@@ -137,7 +137,8 @@ def skerch_runs(operator, k: int, outer: int, inner: int) -> dict:
         values = values.double().numpy()
         vectors = vectors.double().numpy()
         order = np.argsort(-np.abs(values), kind="stable")[:k]
-        out[name] = E.EigenResult(values[order], vectors[:, order], f"skerch_{name}", operator.num_products - start), seconds
+        out[name] = E.EigenResult(values[order], vectors[:, order], f"skerch_{name}",
+                                  operator.num_products - start), seconds
     return out
 
 
@@ -216,9 +217,9 @@ def main() -> None:
 
 
 def plot(report: dict, stem: Path) -> None:
-    from hessmask.plots import save_figure, style
-
     import matplotlib.pyplot as plt
+
+    from hessmask.plots import save_figure, style
 
     style()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))

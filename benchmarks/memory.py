@@ -148,12 +148,13 @@ def fit(rows: list[dict]) -> dict:
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     coef = np.append(coef, 0.0) if coef.size == 2 else coef
     residual = float(np.max(np.abs(design @ coef[: design.shape[1]] - y)))
-    return {"a_mb": float(coef[0]), "b_mb_per_column": float(coef[1]), "g_mb_per_million_chunk_columns": float(coef[2]),
-            "max_abs_residual_mb": residual}
+    return {"a_mb": float(coef[0]), "b_mb_per_column": float(coef[1]),
+            "g_mb_per_million_chunk_columns": float(coef[2]), "max_abs_residual_mb": residual}
 
 
 def predict(model: dict, outer: int, row_chunk: int = DEFAULT_CHUNK) -> float:
-    return model["a_mb"] + model["b_mb_per_column"] * outer + model["g_mb_per_million_chunk_columns"] * row_chunk * outer / 1e6
+    return (model["a_mb"] + model["b_mb_per_column"] * outer
+            + model["g_mb_per_million_chunk_columns"] * row_chunk * outer / 1e6)
 
 
 def paper_run(folder: Path) -> dict:
@@ -162,7 +163,8 @@ def paper_run(folder: Path) -> dict:
     overlay.write_text(
         "synthetic: {enabled: false}\ndof_quadratic: {enabled: false}\nexperiments:\n"
         "  mlp_mnist5k: {enabled: false}\n  paper_sketch_3c3d:\n    model: 3c3d\n    dataset: synthetic\n"
-        "    synthetic_samples: 16\n    record_steps: [0]\n    train: {steps: 0, batch_size: 8, seed: 12345, eval_batch_size: 16}\n"
+        "    synthetic_samples: 16\n    record_steps: [0]\n"
+        "    train: {steps: 0, batch_size: 8, seed: 12345, eval_batch_size: 16}\n"
         "    hessian: {train_samples: 0, test_samples: 2}\n    masks: {rho: [0.00001, 0.0001, 0.001]}\n"
         "    eigen: {exact: false, block_size: 50, residual_pairs: 20, aposteriori_samples: 20,\n"
         "            sketch: {outer: 1000, inner: 2000, kind: ssrft, seed: 12345, shards: 4}}\n"

@@ -8,7 +8,9 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # jobs import hessmask from the repository too (conda environments and cluster nodes, where the
 # package is not installed): their scripts inherit this from the Snakemake process
-os.environ.update(PYTHONPATH=os.pathsep.join([SRC] + [p for p in os.getenv("PYTHONPATH", "").split(os.pathsep) if p and p != SRC]))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join([SRC] + [p for p in os.getenv("PYTHONPATH", "").split(os.pathsep) if p and p != SRC])
+)
 
 from hessmask.config import ConfigError, validate_config  # noqa: E402
 from hessmask.synthetic import grid_cells  # noqa: E402
@@ -92,8 +94,12 @@ def training_settings(wildcards):
     """
     exp = experiment(wildcards)
     train = {k: v for k, v in exp["train"].items() if k not in ("steps", "threads")}
-    return {"model": exp["model"], "dataset": exp["dataset"],
-            "synthetic_samples": exp["synthetic_samples"], "train": train}
+    return {
+        "model": exp["model"],
+        "dataset": exp["dataset"],
+        "synthetic_samples": exp["synthetic_samples"],
+        "train": train,
+    }
 
 
 def prepared_dataset(wildcards):
@@ -149,6 +155,7 @@ SITE = {"slurm_account": os.getenv("HESSMASK_SLURM_ACCOUNT")} if os.getenv("HESS
 
 # ---------------------------------------------------------------- eigen and metrics
 
+
 def eigen_store(name, method, split, step):
     """The eigen store of one solve: method seigh or exact."""
     return results(name, "eigen", method, split, f"step={step}.zarr")
@@ -179,8 +186,14 @@ def exact_settings(wildcards):
 def shard_stores(wildcards):
     """The measurement shards of one (step, split)."""
     return expand(
-        results(wildcards.experiment, "eigen", "seigh_shards", wildcards.split, f"step={wildcards.step}",
-                "shard={shard}.zarr"),
+        results(
+            wildcards.experiment,
+            "eigen",
+            "seigh_shards",
+            wildcards.split,
+            f"step={wildcards.step}",
+            "shard={shard}.zarr",
+        ),
         shard=range(experiment(wildcards)["eigen"]["sketch"]["shards"]),
     )
 
@@ -192,8 +205,10 @@ def eigen_gpu(wildcards):
 def step_eigen_stores(wildcards):
     """The eigen stores of one (step, split), one per method run there."""
     exp = experiment(wildcards)
-    return [eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step)
-            for m in eigen_methods(exp, wildcards.step)]
+    return [
+        eigen_store(wildcards.experiment, m, wildcards.split, wildcards.step)
+        for m in eigen_methods(exp, wildcards.step)
+    ]
 
 
 def experiment_eigen_stores(wildcards):
@@ -218,10 +233,14 @@ def experiment_targets():
         if eigen_methods(exp) and hessian_splits(exp):
             targets += [results(name, "metrics.zarr"), results(name, "summary.md")]
             # the eigen stores are results too: a deleted one is rebuilt by the next run
-            targets += [eigen_store(name, method, split, step) for split, step in eigen_jobs(exp)
-                        for method in eigen_methods(exp, step)]
-            targets += [results("figures", name, f"{fig}.{ext}") for fig in EXPERIMENT_FIGURES
-                        for ext in ("png", "pdf")]
+            targets += [
+                eigen_store(name, method, split, step)
+                for split, step in eigen_jobs(exp)
+                for method in eigen_methods(exp, step)
+            ]
+            targets += [
+                results("figures", name, f"{fig}.{ext}") for fig in EXPERIMENT_FIGURES for ext in ("png", "pdf")
+            ]
     return targets
 
 
@@ -240,15 +259,12 @@ EXPERIMENT_FIGURES = {
 
 
 def figure_outputs(ext):
+    """The figure files of one experiment; the PNGs are registered for the report."""
+    paths = {name: results("figures", "{experiment}", f"{name}.{ext}") for name in EXPERIMENT_FIGURES}
+    if ext != "png":
+        return paths
     return {
-        name: report(
-            results("figures", "{experiment}", f"{name}.{ext}"),
-            category="{experiment}",
-            subcategory=label,
-            caption=f"../report/{caption}",
-        )
-        if ext == "png"
-        else results("figures", "{experiment}", f"{name}.{ext}")
+        name: report(paths[name], category="{experiment}", subcategory=label, caption=f"../report/{caption}")
         for name, (label, caption) in EXPERIMENT_FIGURES.items()
     }
 
@@ -286,9 +302,12 @@ def dof_runs(wildcards):
 
 def dof_chunk_settings(wildcards):
     """What a subspace job depends on (not the grid of methods, dims and runs, not threads)."""
-    settings = {k: v for k, v in dof(wildcards).items()
-                if k not in ("methods", "dims", "runs", "runs_per_job", "threads", "accuracy_levels", "delta",
-                             "full_lr", "enabled")}
+    settings = {
+        k: v
+        for k, v in dof(wildcards).items()
+        if k
+        not in ("methods", "dims", "runs", "runs_per_job", "threads", "accuracy_levels", "delta", "full_lr", "enabled")
+    }
     method = getattr(wildcards, "method", "")
     if method != "lottery_subspace":
         settings.pop("trajectory_every")
@@ -311,8 +330,9 @@ def dof_chunk_inputs(wildcards):
     if method == "lottery_subspace":
         inputs["trajectory"] = results(name, "dof", "trajectory.zarr")
     if method == "hessian_topd":
-        inputs["eigen"] = eigen_store(name, settings["hessian_method"], settings["hessian_split"],
-                                      settings["start_step"])
+        inputs["eigen"] = eigen_store(
+            name, settings["hessian_method"], settings["hessian_split"], settings["start_step"]
+        )
     return inputs
 
 

@@ -5,10 +5,6 @@ rule prepare_dataset:
     """Download (if needed) and prepare one dataset as data/<dataset>.npz."""
     output:
         str(Path(DATA_DIR, "{dataset}.npz")),
-    params:
-        # where the data live (dir, mirror, imagenet_root) is read from the config by the script:
-        # moving them must not rerun what depends on the prepared arrays
-        data={k: v for k, v in config["data"].items() if k not in ("dir", "mirror", "imagenet_root")},
     log:
         results("logs", "prepare_dataset", "{dataset}.log"),
     wildcard_constraints:
@@ -16,5 +12,9 @@ rule prepare_dataset:
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        # where the data live (dir, mirror, imagenet_root) is read from the config by the script:
+        # moving them must not rerun what depends on the prepared arrays
+        data={k: v for k, v in config["data"].items() if k not in ("dir", "mirror", "imagenet_root")},
     script:
         "../scripts/prepare_dataset.py"

@@ -11,24 +11,24 @@ rule dof_trajectory:
         final=lambda wc: results(wc.experiment, "checkpoints", f"step={experiment(wc)['train']['steps']}.pt"),
     output:
         directory(results("{experiment}", "dof", "trajectory.zarr")),
+    log:
+        results("logs", "dof_trajectory", "{experiment}.log"),
+    benchmark:
+        results("benchmarks", "rules", "dof_trajectory", "{experiment}.tsv")
+    conda:
+        "../envs/cpu.yaml"
+    threads: lambda wc: experiment(wc)["train"]["threads"]
+    resources:
+        **SITE,
+        gpu=train_gpu,
+        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
+        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
+        slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
     params:
         experiment=training_settings,
         steps=lambda wc: experiment(wc)["train"]["steps"],
         every=lambda wc: dof(wc)["trajectory_every"],
         components=lambda wc: max(dof(wc)["dims"]),
-    log:
-        results("logs", "dof_trajectory", "{experiment}.log"),
-    benchmark:
-        results("benchmarks", "rules", "dof_trajectory", "{experiment}.tsv")
-    threads: lambda wc: experiment(wc)["train"]["threads"]
-    resources:
-        gpu=train_gpu,
-        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
-        slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
-        **SITE,
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../scripts/dof_trajectory.py"
 
@@ -39,13 +39,6 @@ rule dof_chunk:
         unpack(dof_chunk_inputs),
     output:
         directory(results("{experiment}", "dof", "chunks", "{method}", "d={d}", "chunk={chunk}.zarr")),
-    params:
-        dof=dof_chunk_settings,
-        runs=dof_runs,
-        model=lambda wc: experiment(wc)["model"],
-        data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
-        eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
-        seed=lambda wc: experiment(wc)["train"]["seed"],
     log:
         results("logs", "dof_chunk", "{experiment}", "{method}", "d={d}", "chunk={chunk}.log"),
     benchmark:
@@ -54,15 +47,22 @@ rule dof_chunk:
         method="|".join(["random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd"]),
         d=r"\d+",
         chunk=r"\d+",
+    conda:
+        conda_env("dof")
     threads: lambda wc: dof(wc)["threads"]
     resources:
+        **SITE,
         gpu=dof_resources,
         mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
         runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
         slurm_partition=lambda wc: site_partition(dof_resources(wc) > 0),
-        **SITE,
-    conda:
-        conda_env("dof")
+    params:
+        dof=dof_chunk_settings,
+        runs=dof_runs,
+        model=lambda wc: experiment(wc)["model"],
+        data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
+        eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
+        seed=lambda wc: experiment(wc)["train"]["seed"],
     script:
         "../scripts/dof_chunk.py"
 
@@ -74,25 +74,25 @@ rule dof_reference:
         start=lambda wc: results(wc.experiment, "checkpoints", "step=0.pt"),
     output:
         directory(results("{experiment}", "dof", "full.zarr")),
+    log:
+        results("logs", "dof_reference", "{experiment}.log"),
+    benchmark:
+        results("benchmarks", "rules", "dof_reference", "{experiment}.tsv")
+    conda:
+        "../envs/cpu.yaml"
+    threads: lambda wc: dof(wc)["threads"]
+    resources:
+        **SITE,
+        gpu=dof_resources,
+        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
+        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
+        slurm_partition=lambda wc: site_partition(dof_resources(wc) > 0),
     params:
         dof=lambda wc: {k: dof(wc)[k] for k in ("runs", "steps", "batch_size", "full_lr", "seed", "device")},
         model=lambda wc: experiment(wc)["model"],
         data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
         eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
         seed=lambda wc: experiment(wc)["train"]["seed"],
-    log:
-        results("logs", "dof_reference", "{experiment}.log"),
-    benchmark:
-        results("benchmarks", "rules", "dof_reference", "{experiment}.tsv")
-    threads: lambda wc: dof(wc)["threads"]
-    resources:
-        gpu=dof_resources,
-        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
-        slurm_partition=lambda wc: site_partition(dof_resources(wc) > 0),
-        **SITE,
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../scripts/dof_chunk.py"
 
@@ -100,15 +100,13 @@ rule dof_reference:
 rule dof_aggregate:
     """results/dof/<experiment>.zarr: every run on one grid, success probability and d*."""
     input:
-        chunks=lambda wc: [results(wc.experiment, "dof", "chunks", m, f"d={d}", f"chunk={c}.zarr")
-                           for m, d, c in dof_chunks(experiment(wc))],
+        chunks=lambda wc: [
+            results(wc.experiment, "dof", "chunks", m, f"d={d}", f"chunk={c}.zarr")
+            for m, d, c in dof_chunks(experiment(wc))
+        ],
         full=results("{experiment}", "dof", "full.zarr"),
     output:
         directory(results("dof", "{experiment}.zarr")),
-    params:
-        levels=lambda wc: dof_levels(dof(wc)),
-        delta=lambda wc: dof(wc)["delta"],
-        model=lambda wc: experiment(wc)["model"],
     log:
         results("logs", "dof_aggregate", "{experiment}.log"),
     wildcard_constraints:
@@ -116,6 +114,10 @@ rule dof_aggregate:
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        levels=lambda wc: dof_levels(dof(wc)),
+        delta=lambda wc: dof(wc)["delta"],
+        model=lambda wc: experiment(wc)["model"],
     script:
         "../scripts/dof_aggregate.py"
 
@@ -125,9 +127,15 @@ rule dof_figures:
     input:
         results("dof", "{experiment}.zarr"),
     output:
-        **{f"{name}_png": report(results("figures", "dof", "{experiment}", f"{name}.png"), category="Degrees of freedom",
-                                 subcategory="{experiment}", caption=f"../report/{caption}")
-           for name, (label, caption) in DOF_FIGURES.items()},
+        **{
+            f"{name}_png": report(
+                results("figures", "dof", "{experiment}", f"{name}.png"),
+                category="Degrees of freedom",
+                subcategory="{experiment}",
+                caption=f"../report/{caption}",
+            )
+            for name, (label, caption) in DOF_FIGURES.items()
+        },
         **{f"{name}_pdf": results("figures", "dof", "{experiment}", f"{name}.pdf") for name in DOF_FIGURES},
     log:
         results("logs", "dof_figures", "{experiment}.log"),
@@ -144,19 +152,19 @@ rule dof_quadratic:
     """The quadratic well: exact minima over random affine subspaces, the Eq. 3.4 bound."""
     output:
         directory(results("dof", "quadratic_well.zarr")),
-    params:
-        quad=config["dof_quadratic"],
     log:
         results("logs", "dof_quadratic.log"),
     benchmark:
         results("benchmarks", "rules", "dof_quadratic.tsv")
+    conda:
+        "../envs/cpu.yaml"
     resources:
+        **SITE,
         mem_mb=4000,
         runtime=30,
         slurm_partition=site_partition(),
-        **SITE,
-    conda:
-        "../envs/cpu.yaml"
+    params:
+        quad=config["dof_quadratic"],
     script:
         "../scripts/dof_quadratic.py"
 
@@ -165,8 +173,12 @@ rule dof_quadratic_figure:
     input:
         results("dof", "quadratic_well.zarr"),
     output:
-        png=report(results("figures", "dof", "quadratic_well.png"), category="Degrees of freedom",
-                   subcategory="Quadratic well", caption="../report/dof_quadratic_well.rst"),
+        png=report(
+            results("figures", "dof", "quadratic_well.png"),
+            category="Degrees of freedom",
+            subcategory="Quadratic well",
+            caption="../report/dof_quadratic_well.rst",
+        ),
         pdf=results("figures", "dof", "quadratic_well.pdf"),
     log:
         results("logs", "dof_quadratic_figure.log"),

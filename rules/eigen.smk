@@ -27,9 +27,9 @@ rule eigen_measure:
         data=prepared_dataset,
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
     output:
-        temp(directory(results("{experiment}", "eigen", "seigh_shards", "{split}", "step={step}", "shard={shard}.zarr"))),
-    params:
-        **EIGEN_JOB["params"],
+        temp(
+            directory(results("{experiment}", "eigen", "seigh_shards", "{split}", "step={step}", "shard={shard}.zarr"))
+        ),
     log:
         results("logs", "eigen_measure", "{experiment}", "{split}", "step={step}", "shard={shard}.log"),
     benchmark:
@@ -38,12 +38,14 @@ rule eigen_measure:
         split="train|test",
         step=r"\d+",
         shard=r"\d+",
-    threads: experiment_key("eigen", "threads")
     priority: 40
-    resources:
-        **EIGEN_JOB["resources"],
     conda:
         conda_env("eigen")
+    threads: experiment_key("eigen", "threads")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **EIGEN_JOB["params"],
     script:
         "../scripts/eigen_measure.py"
 
@@ -58,8 +60,6 @@ rule eigen_solve:
     output:
         store=directory(results("{experiment}", "eigen", "seigh", "{split}", "step={step}.zarr")),
         timings=results("benchmarks", "eigen_phases", "{experiment}", "{split}", "step={step}.json"),
-    params:
-        **EIGEN_JOB["params"],
     log:
         results("logs", "eigen_solve", "{experiment}", "{split}", "step={step}.log"),
     benchmark:
@@ -67,12 +67,14 @@ rule eigen_solve:
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
-    threads: experiment_key("eigen", "threads")
     priority: 40
-    resources:
-        **EIGEN_JOB["resources"],
     conda:
         conda_env("eigen")
+    threads: experiment_key("eigen", "threads")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **EIGEN_JOB["params"],
     script:
         "../scripts/eigen_solve.py"
 
@@ -84,9 +86,6 @@ rule eigen_exact:
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
     output:
         directory(results("{experiment}", "eigen", "exact", "{split}", "step={step}.zarr")),
-    params:
-        **{**EIGEN_JOB["params"], "eigen": exact_settings},
-        k=lambda wc: exact_k(experiment(wc)),
     log:
         results("logs", "eigen_exact", "{experiment}", "{split}", "step={step}.log"),
     benchmark:
@@ -94,11 +93,14 @@ rule eigen_exact:
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
-    threads: experiment_key("eigen", "threads")
     priority: 40
-    resources:
-        **EIGEN_JOB["resources"],
     conda:
         conda_env("eigen")
+    threads: experiment_key("eigen", "threads")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **{**EIGEN_JOB["params"], "eigen": exact_settings},
+        k=lambda wc: exact_k(experiment(wc)),
     script:
         "../scripts/eigen_exact.py"

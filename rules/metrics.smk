@@ -9,10 +9,6 @@ rule step_metrics:
         eigen=step_eigen_stores,
     output:
         directory(results("{experiment}", "metrics", "{split}", "step={step}.zarr")),
-    params:
-        methods=lambda wc: eigen_methods(experiment(wc), wc.step),
-        rho=experiment_key("masks", "rho"),
-        metrics=experiment_key("metrics"),
     log:
         results("logs", "step_metrics", "{experiment}", "{split}", "step={step}.log"),
     benchmark:
@@ -20,13 +16,17 @@ rule step_metrics:
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
+    conda:
+        "../envs/cpu.yaml"
     resources:
+        **SITE,
         mem_mb=experiment_key("resources", "eigen_mem_mb"),
         runtime=30,
         slurm_partition=site_partition(),
-        **SITE,
-    conda:
-        "../envs/cpu.yaml"
+    params:
+        methods=lambda wc: eigen_methods(experiment(wc), wc.step),
+        rho=experiment_key("masks", "rho"),
+        metrics=experiment_key("metrics"),
     script:
         "../scripts/step_metrics.py"
 
@@ -35,12 +35,24 @@ rule metrics_aggregate:
     """metrics.zarr: per-step metrics stacked over (split, step), eigenspace overlaps between steps,
     and summary.md comparing exact and sketched overlap."""
     input:
-        metrics=lambda wc: [results(wc.experiment, "metrics", split, f"step={step}.zarr")
-                            for split, step in eigen_jobs(experiment(wc))],
+        metrics=lambda wc: [
+            results(wc.experiment, "metrics", split, f"step={step}.zarr") for split, step in eigen_jobs(experiment(wc))
+        ],
         eigen=experiment_eigen_stores,
     output:
         store=directory(results("{experiment}", "metrics.zarr")),
         summary=results("{experiment}", "summary.md"),
+    log:
+        results("logs", "metrics_aggregate", "{experiment}.log"),
+    benchmark:
+        results("benchmarks", "rules", "metrics_aggregate", "{experiment}.tsv")
+    conda:
+        "../envs/cpu.yaml"
+    resources:
+        **SITE,
+        mem_mb=experiment_key("resources", "eigen_mem_mb"),
+        runtime=60,
+        slurm_partition=site_partition(),
     params:
         jobs=lambda wc: eigen_jobs(experiment(wc)),
         eigen_keys=experiment_eigen_keys,
@@ -48,16 +60,5 @@ rule metrics_aggregate:
         metrics=experiment_key("metrics"),
         row_chunk=experiment_key("eigen", "row_chunk"),
         model=experiment_key("model"),
-    log:
-        results("logs", "metrics_aggregate", "{experiment}.log"),
-    benchmark:
-        results("benchmarks", "rules", "metrics_aggregate", "{experiment}.tsv")
-    resources:
-        mem_mb=experiment_key("resources", "eigen_mem_mb"),
-        runtime=60,
-        slurm_partition=site_partition(),
-        **SITE,
-    conda:
-        "../envs/cpu.yaml"
     script:
         "../scripts/metrics_aggregate.py"

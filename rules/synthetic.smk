@@ -2,29 +2,30 @@
 # per D, then an aggregate store, the paper's Table 1, and the metric-vs-D / metric-vs-ratio
 # figures.
 
+
 rule synthetic_chunk:
     """T random pairs per (modality, ratio) for one ambient dimension D."""
     output:
         directory(results("synthetic", "chunks", "D={D}.zarr")),
-    params:
-        ratios=lambda wc: SYNTHETIC_CELLS[int(wc.D)],
-        settings=config["synthetic"],
-    benchmark:
-        results("benchmarks", "rules", "synthetic_chunk", "D={D}.tsv")
     log:
         results("logs", "synthetic_chunk", "D={D}.log"),
+    benchmark:
+        results("benchmarks", "rules", "synthetic_chunk", "D={D}.tsv")
     wildcard_constraints:
         D=r"\d+",
-    threads: 1
     # long chunks (D = 1024, 2048) start early instead of trailing the study on one core
     priority: 30
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
     resources:
+        **SITE,
         mem_mb=2000,
         runtime=60,
         slurm_partition=site_partition(),
-        **SITE,
-    conda:
-        "../envs/cpu.yaml"
+    params:
+        ratios=lambda wc: SYNTHETIC_CELLS[int(wc.D)],
+        settings=config["synthetic"],
     script:
         "../scripts/synthetic_chunk.py"
 
@@ -42,13 +43,13 @@ rule synthetic_aggregate:
             caption="../report/baselines_table.rst",
         ),
         md=results("synthetic", "baselines_table.md"),
-    params:
-        settings=config["synthetic"],
     log:
         results("logs", "synthetic_aggregate.log"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        settings=config["synthetic"],
     script:
         "../scripts/synthetic_aggregate.py"
 
@@ -71,12 +72,12 @@ rule synthetic_figures:
             caption="../report/synthetic_vs_ratio.rst",
         ),
         pdfs=expand(results("figures", "synthetic", "{kind}_{{modality}}.pdf"), kind=SYNTHETIC_FIGURES),
-    params:
-        settings=config["synthetic"],
     log:
         results("logs", "synthetic_figures", "{modality}.log"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        settings=config["synthetic"],
     script:
         "../scripts/synthetic_figures.py"

@@ -10,24 +10,24 @@ rule train_segment:
     output:
         checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
         curve=directory(results("{experiment}", "train", "segment_step={step}.zarr")),
-    params:
-        experiment=training_settings,
     log:
         results("logs", "train_segment", "{experiment}", "step={step}.log"),
     benchmark:
         results("benchmarks", "rules", "train_segment", "{experiment}", "step={step}.tsv")
     wildcard_constraints:
         step=r"\d+",
-    threads: lambda wc: experiment(wc)["train"]["threads"]
     priority: 50
+    conda:
+        conda_env("train")
+    threads: lambda wc: experiment(wc)["train"]["threads"]
     resources:
+        **SITE,
         gpu=train_gpu,
         mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
         runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
         slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
-        **SITE,
-    conda:
-        conda_env("train")
+    params:
+        experiment=training_settings,
     script:
         "../scripts/train_segment.py"
 
@@ -35,17 +35,16 @@ rule train_segment:
 rule training_curves:
     """Batch loss at every step and train/test loss and accuracy at the checkpoints."""
     input:
-        lambda wc: [results(wc.experiment, "train", f"segment_step={s}.zarr")
-                     for s in checkpoint_steps(experiment(wc))],
+        lambda wc: [results(wc.experiment, "train", f"segment_step={s}.zarr") for s in checkpoint_steps(experiment(wc))],
     output:
         directory(results("{experiment}", "training.zarr")),
-    params:
-        experiment=training_settings,
     log:
         results("logs", "training_curves", "{experiment}.log"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        experiment=training_settings,
     script:
         "../scripts/training_curves.py"
 
@@ -53,17 +52,16 @@ rule training_curves:
 rule params_store:
     """theta at every record step, dims (step, param)."""
     input:
-        lambda wc: [results(wc.experiment, "checkpoints", f"step={s}.pt")
-                     for s in experiment(wc)["record_steps"]],
+        lambda wc: [results(wc.experiment, "checkpoints", f"step={s}.pt") for s in experiment(wc)["record_steps"]],
     output:
         directory(results("{experiment}", "params.zarr")),
-    params:
-        experiment=training_settings,
     log:
         results("logs", "params_store", "{experiment}.log"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        experiment=training_settings,
     script:
         "../scripts/params_store.py"
 
@@ -74,12 +72,12 @@ rule mask_statistics:
         results("{experiment}", "params.zarr"),
     output:
         directory(results("{experiment}", "masks.zarr")),
-    params:
-        rho=lambda wc: experiment(wc)["masks"]["rho"],
     log:
         results("logs", "mask_statistics", "{experiment}.log"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
+    params:
+        rho=lambda wc: experiment(wc)["masks"]["rho"],
     script:
         "../scripts/mask_statistics.py"

@@ -29,7 +29,8 @@ ds = xr.Dataset(
             "direction": np.arange(singular.size)},
 )
 ds["components"].attrs.update(long_name="top principal directions of the training steps (orthonormal columns)")
-ds["singular_values"].attrs.update(long_name="singular values of the matrix of steps w_{s+every} - w_s", units="parameter units")
+ds["singular_values"].attrs.update(long_name="singular values of the matrix of steps w_{s+every} - w_s",
+                                   units="parameter units")
 ds.attrs.update(provenance(exp, every=sm.params.every, steps=sm.params.steps, final_gap=gap))
 log.info("%d directions, top singular values %s", singular.size, np.round(singular[:5], 4).tolist())
 write_dataset(ds, sm.output[0])

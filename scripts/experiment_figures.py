@@ -25,7 +25,8 @@ figures = {
     "exact_vs_sketched": lambda: plots.exact_vs_sketched(metrics, rho=rho),
     "overlap_vs_k": lambda: plots.overlap_vs_k(metrics),
     "magnitude_vs_random": lambda: plots.magnitude_vs_random(metrics),
-    "runtime_breakdown": lambda: plots.runtime_breakdown(timings, f"SEIGH runtime by phase ({sm.wildcards.experiment})"),
+    "runtime_breakdown": lambda: plots.runtime_breakdown(timings,
+                                                         f"SEIGH runtime by phase ({sm.wildcards.experiment})"),
 }
 for name, make in figures.items():
     plots.save_figure(make(), Path(sm.output[f"{name}_png"]).with_suffix(""))

@@ -24,5 +24,7 @@ rho = sm.params.metrics["summary_rho"]
 k = k_of_rho(dim, rho)
 diagnostics = {(split, step): sketch_diagnostics(stores[("exact", split, step)], stores[("seigh", split, step)], k)
                for split, step in jobs if ("exact", split, step) in stores and ("seigh", split, step) in stores}
-sketches = {(split, step): sketch_quality(store) for (method, split, step), store in stores.items() if method == "seigh"}
-Path(sm.output.summary).write_text(summary_markdown(sm.wildcards.experiment, ds, diagnostics, rho=rho, sketches=sketches))
+sketches = {(split, step): sketch_quality(store)
+            for (method, split, step), store in stores.items() if method == "seigh"}
+Path(sm.output.summary).write_text(summary_markdown(sm.wildcards.experiment, ds, diagnostics, rho=rho,
+                                                    sketches=sketches))

@@ -139,7 +139,6 @@ CONDA_TO_PIP = {"pytorch": "torch", "pytorch-gpu": "torch", "matplotlib-base": "
 def test_conda_envs_list_the_package_dependencies(repo, env):
     """Every dependency of the package (less snakemake, which runs the jobs) is in each conda env."""
     import re
-
     import tomllib
 
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]

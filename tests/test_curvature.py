@@ -75,7 +75,8 @@ def test_symmetry_and_linearity(data):
     x, y = data
     op = HessianOperator(tiny_mlp().double(), x, y, dtype=torch.float64)
     gen = torch.Generator().manual_seed(2)
-    u, v = torch.randn(op.dim, generator=gen, dtype=torch.float64), torch.randn(op.dim, generator=gen, dtype=torch.float64)
+    u, v = (torch.randn(op.dim, generator=gen, dtype=torch.float64),
+            torch.randn(op.dim, generator=gen, dtype=torch.float64))
     torch.testing.assert_close(op.matvec(2 * u - 3 * v), 2 * op.matvec(u) - 3 * op.matvec(v))
     assert abs(float(u @ op.matvec(v) - v @ op.matvec(u))) < 1e-10
     assert check_symmetric(op, op.dim) < 1e-10

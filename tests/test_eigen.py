@@ -44,7 +44,8 @@ def test_test_matrix_rows_and_products(kind):
     full = psi.rows_block(0, 20)
     np.testing.assert_allclose((full @ x).numpy(), psi.apply(x).numpy(), atol=1e-12)
     # row i depends on (seed, i) only
-    np.testing.assert_array_equal(psi.rows_block(5, 9).numpy(), TestMatrix(kind, 20, 50, seed=4).rows_block(0, 20)[5:9].numpy())
+    np.testing.assert_array_equal(psi.rows_block(5, 9).numpy(),
+                                  TestMatrix(kind, 20, 50, seed=4).rows_block(0, 20)[5:9].numpy())
     assert not np.array_equal(full.numpy(), TestMatrix(kind, 20, 50, seed=5).rows_block(0, 20).numpy())
     if kind == "ssrft":  # rows of an orthogonal matrix (D = 50 is 5-smooth: no padding)
         np.testing.assert_allclose((full @ full.T).numpy(), np.eye(20), atol=1e-12)

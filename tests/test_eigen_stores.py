@@ -12,8 +12,8 @@ from hessmask import study
 from hessmask.store import open_dataset
 
 D = 300
-EIGEN = {"device": "cpu", "block_size": 16, "row_chunk": 64, "vector_chunk": 8, "residual_pairs": 4, "aposteriori_samples": 3,
-         "sketch": {"outer": 40, "inner": 80, "kind": "ssrft", "seed": 5, "shards": 3}}
+EIGEN = {"device": "cpu", "block_size": 16, "row_chunk": 64, "vector_chunk": 8, "residual_pairs": 4,
+         "aposteriori_samples": 3, "sketch": {"outer": 40, "inner": 80, "kind": "ssrft", "seed": 5, "shards": 3}}
 
 
 def operator():
@@ -111,10 +111,9 @@ def test_default_mlp_streaming_equals_in_memory_solve():
     """The default study's setting (MLP, D = 7030, 500 train samples, 355/710 SSRFT sketch) at a
     trained checkpoint: the streaming solve's mask-eigenspace overlaps equal those of the
     in-memory recovery (QR of the whole D x s sketch) within 1e-6 at every k."""
-    from test_eigen import dense_recover
-
     from hessmask.data import Splits, TensorData, class_balanced_indices, prepare_mnist5k
     from hessmask.training import TrainSettings, initial_checkpoint, train_segment
+    from test_eigen import dense_recover
 
     arrays = prepare_mnist5k(seed=12345)
     splits = Splits(*(torch.from_numpy(arrays[k]) for k in ("x_train", "y_train", "x_test", "y_test")), num_classes=10)

@@ -37,7 +37,8 @@ def stores():
          "random_mask_overlap_std": (("method", "split", "step", "k"), np.full(shape, 0.01)),
          "grassmann": (("method", "split", "step", "rho", "metric"), rng.random((2, 2, len(STEPS), 2, 7))),
          "kappa_spectrum": (("method", "split", "step", "rho"), rng.random((2, 2, len(STEPS), 2))),
-         "eigenspace_overlap": (("method", "split", "rho", "step", "step_other"), rng.random((2, 2, 2, len(STEPS), len(STEPS)))),
+         "eigenspace_overlap": (("method", "split", "rho", "step", "step_other"),
+                                rng.random((2, 2, 2, len(STEPS), len(STEPS)))),
          "chance": (("k",), k / D)},
         coords={"method": ["exact", "seigh"], "split": ["train", "test"], "step": STEPS, "k": k, "rho": RHOS,
                 "metric": list(METRICS), "step_other": STEPS},
@@ -81,7 +82,8 @@ def test_kappa_and_accuracy(stores):
 def test_similarity_and_exact_vs_sketched(stores):
     _, masks, metrics, _ = stores
     fig = plots.similarity_matrices(masks, metrics, max_step=10)
-    assert [t for t in titles(fig) if t] == ["Masks: IoU (rho = 0.05)", "train eigenspaces: overlap", "test eigenspaces: overlap"]
+    assert [t for t in titles(fig) if t] == ["Masks: IoU (rho = 0.05)", "train eigenspaces: overlap",
+                                             "test eigenspaces: overlap"]
     fig = plots.exact_vs_sketched(metrics)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert "chance k/D" in labels and "SEIGH (sketched), test" in labels

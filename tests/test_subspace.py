@@ -121,7 +121,8 @@ def test_methods_build_the_subspaces_they_name(rng):
     np.testing.assert_array_equal(offset[keep], w["rewind"][keep])
     assert np.count_nonzero(offset) == 5  # pruned weights are zero
     offset, basis = S.build_subspace("mask_topd", 4, 0, sources, 1)
-    assert offset is w["start"] and sorted(basis.indices.tolist()) == sorted(np.argsort(-np.abs(w["start"]))[:4].tolist())
+    assert offset is w["start"] and sorted(basis.indices.tolist()) == sorted(
+        np.argsort(-np.abs(w["start"]))[:4].tolist())
     offset, basis = S.build_subspace("random_affine", 4, 2, sources, 1)
     assert offset is w["init"]
     burn_offset, burn = S.build_subspace("burn_in", 4, 2, sources, 1)
@@ -192,7 +193,8 @@ def test_dof_dataset_combines_chunks():
     assert ds["train_accuracy"].dims == ("method", "d", "run") and ds.sizes["run"] == 3
     np.testing.assert_array_equal(ds["compression"].values, [100, 10])
     assert ds["success_probability"].dims == ("method", "split", "level", "d")
-    np.testing.assert_array_equal(ds["threshold_dimension"].sel({"method": "mask_topd", "split": "test"}).values, [10, 100])
+    np.testing.assert_array_equal(ds["threshold_dimension"].sel({"method": "mask_topd", "split": "test"}).values,
+                                  [10, 100])
     assert float(ds["full_train_accuracy"].squeeze()) == pytest.approx(0.97)
 
 

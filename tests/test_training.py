@@ -5,8 +5,18 @@ import pytest
 import torch
 
 from hessmask.data import TensorData, synthetic_splits
-from hessmask.training import (Checkpoint, TrainingDiverged, TrainSettings, batch_indices, combine_curves,
-                               initial_checkpoint, params_dataset, run_segment, segment_bounds, train_segment)
+from hessmask.training import (
+    Checkpoint,
+    TrainingDiverged,
+    TrainSettings,
+    batch_indices,
+    combine_curves,
+    initial_checkpoint,
+    params_dataset,
+    run_segment,
+    segment_bounds,
+    train_segment,
+)
 
 
 def mlp_data(n=64):

@@ -100,7 +100,8 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
                 extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
                 for name in extra:
                     key = f"{where}.{name}" if err.absolute_path else name
-                    lines.append(f"unknown config key '{key}' (allowed: {', '.join(sorted(err.schema.get('properties', {})))})")
+                    lines.append(f"unknown config key '{key}' "
+                                 f"(allowed: {', '.join(sorted(err.schema.get('properties', {})))})")
             else:
                 lines.append(f"config key '{where}': {err.message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
@@ -325,7 +326,8 @@ def check_dof(name: str, exp: Mapping[str, Any]) -> None:
         if exp["hessian"][f"{split}_samples"] == 0:
             raise ConfigError(f"config key '{key}.hessian_split': the {split} Hessian subset is empty "
                               f"(experiments.{name}.hessian.{split}_samples = 0)")
-        solved = exact_steps(exp) if method == "exact" else (eigen_steps(exp) if exp["eigen"]["sketch"]["enabled"] else [])
+        solved = exact_steps(exp) if method == "exact" else (
+            eigen_steps(exp) if exp["eigen"]["sketch"]["enabled"] else [])
         if start not in solved:
             raise ConfigError(f"config key '{key}.start_step': hessian_topd needs the {method} eigen store at "
                               f"step {start}, solved only at {solved}")

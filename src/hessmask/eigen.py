@@ -112,7 +112,10 @@ def residual_norms(operator: LinearOperator, values: np.ndarray, vectors: Any, c
     step = block or getattr(operator, "block_size", count) or count
     for lo in range(0, count, max(step, 1)):
         hi = min(count, lo + step)
-        cols = vectors.columns(lo, hi) if hasattr(vectors, "columns") else np.asarray(vectors[:, lo:hi], dtype=np.float64)
+        if hasattr(vectors, "columns"):
+            cols = vectors.columns(lo, hi)
+        else:
+            cols = np.asarray(vectors[:, lo:hi], dtype=np.float64)
         block_t = torch.from_numpy(np.ascontiguousarray(cols))
         product = torch.as_tensor(operator.matmat(block_t.to(operator.dtype))).double().cpu().numpy()
         out[lo:hi] = np.linalg.norm(product - cols * values[lo:hi], axis=0)

@@ -64,7 +64,8 @@ def mask_statistics(params: xr.DataArray, rhos: Sequence[float]) -> xr.Dataset:
         },
         coords={"step": steps, "step_other": steps, "rho": np.asarray(rhos, dtype=np.float64)},
     )
-    ds["kappa"].attrs.update(units="1", long_name="energy concentration of |theta|: norm fraction in the top rho of entries")
+    ds["kappa"].attrs.update(units="1",
+                             long_name="energy concentration of |theta|: norm fraction in the top rho of entries")
     ds["iou"].attrs.update(units="1", long_name="intersection over union of the magnitude masks of two record steps")
     ds["k"].attrs.update(long_name="mask size k = max(1, round(rho D))")
     ds.attrs["D"] = dim

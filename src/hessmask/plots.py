@@ -384,9 +384,11 @@ def overlap_vs_k(metrics: xr.Dataset, steps: Sequence[int] | None = None, method
     and overlap vs step for fixed k where the solved size allows."""
     style()
     method, split = _pick(metrics, method, split)
-    overlap = metrics["overlap"].sel({"method": method, "split": split}).dropna("k", how="all").dropna("step", how="all")
+    overlap = (metrics["overlap"].sel({"method": method, "split": split})
+               .dropna("k", how="all").dropna("step", how="all"))
     all_steps = [int(s) for s in overlap["step"].values]
-    steps = list(steps) if steps is not None else sorted(set(all_steps[:: max(1, len(all_steps) // 5)] + [all_steps[-1]]))
+    steps = list(steps) if steps is not None else sorted(
+        set(all_steps[:: max(1, len(all_steps) // 5)] + [all_steps[-1]]))
     dim = int(metrics.attrs["D"])
     k = overlap["k"].values
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
@@ -609,7 +611,8 @@ def quadratic_well(ds: xr.Dataset) -> plt.Figure:
             bound = ds["threshold_bound"].sel(spectrum=spectrum, radius=radius).values
             for target in (ax, summary):
                 target.step(sim, np.log10(eps), where="mid", color=color, lw=2, label=f"simulated d*, R = {radius:g}")
-                target.plot(bound, np.log10(eps), color=color, lw=1.5, ls="--", label=f"bound (Eq. 3.4), R = {radius:g}")
+                target.plot(bound, np.log10(eps), color=color, lw=1.5, ls="--",
+                            label=f"bound (Eq. 3.4), R = {radius:g}")
             ax.set_xlim(0, dim)
             ax.set_title(f"R = {radius:g}")
             ax.set_xlabel("training dimension d")

@@ -54,7 +54,8 @@ def _eigen_dataset(result: E.EigenResult, settings: Mapping[str, Any]) -> xr.Dat
     ds["eigenvalues"].attrs.update(long_name="eigenvalues by descending |lambda|", units="nats / parameter^2")
     if result.residuals is not None:
         ds["residual_norm"] = (("residual_pair",), result.residuals)
-        ds["residual_norm"].attrs.update(long_name="||H u - lambda u|| of the leading pairs", units="nats / parameter^2")
+        ds["residual_norm"].attrs.update(long_name="||H u - lambda u|| of the leading pairs",
+                                         units="nats / parameter^2")
     if "spectrum" in result.extra:
         ds["spectrum"] = (("spectrum_index",), result.extra["spectrum"])
         ds["spectrum"].attrs.update(long_name="all D eigenvalues, descending (exact solve only)")
@@ -180,7 +181,8 @@ class ShardRows:
         self.dim, self.width = spec.dim, int(sum(a.shape[1] for a in self.arrays))
         for path, array in zip(self.paths, self.arrays):
             if array.shape[0] != spec.dim:
-                raise E.SolverError(f"shard store {path} holds columns of length {array.shape[0]}, the operator has D = {spec.dim}")
+                raise E.SolverError(f"shard store {path} holds columns of length {array.shape[0]}, "
+                                    f"the operator has D = {spec.dim}")
         self.arrays = [(p, a) for p, a in zip(self.paths, self.arrays) if a.shape[1]]
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -193,7 +195,8 @@ class ShardRows:
                                     f"read ({type(err).__name__}: {err}); delete it and rerun the shard") from err
             if not np.isfinite(block).all():
                 raise E.SolverError(f"shard store {path} has missing or non-finite outer-sketch rows in "
-                                    f"[{start}, {stop}): the store is truncated or corrupt; delete it and rerun the shard")
+                                    f"[{start}, {stop}): the store is truncated or corrupt; "
+                                    "delete it and rerun the shard")
             parts.append(block)
         return np.concatenate(parts, axis=1)
 
@@ -260,7 +263,8 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
                 result.residuals = E.residual_norms(operator, solution.eigenvalues, vectors, eigen["residual_pairs"])
         ds = _eigen_dataset(result, {"method": "seigh", **eigen})
         ds.attrs.update(attrs)
-        ds.attrs.update(rank=solution.rank, condition=solution.condition, reorthogonalized=int(solution.reorthogonalized),
+        ds.attrs.update(rank=solution.rank, condition=solution.condition,
+                        reorthogonalized=int(solution.reorthogonalized),
                         orthogonality_error=solution.orthogonality_error)
         if eigen["aposteriori_samples"]:
             with timer.phase("aposteriori"):
@@ -400,7 +404,8 @@ def describe(ds: xr.Dataset, dim: int) -> None:
         "random_mask_overlap_mean": ("1", "mean overlap of uniformly random k-masks with the top-k eigenspace"),
         "random_mask_overlap_std": ("1", "standard deviation of that overlap over the random masks"),
         "grassmann": ("1", "the seven normalized Grassmannian metrics between mask and eigenspace at k = round(rho D)"),
-        "kappa_spectrum": ("1", "energy concentration of the spectrum: ||lambda_top||/||lambda|| over the top rho D eigenvalues"),
+        "kappa_spectrum": ("1", "energy concentration of the spectrum: ||lambda_top||/||lambda|| over the top "
+                                "rho D eigenvalues"),
         "eigenvalues": ("nats / parameter^2", "leading eigenvalues by descending |lambda|"),
     }
     for name, (units, text) in notes.items():
@@ -462,8 +467,10 @@ def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Se
         coords={"method": methods, "split": np.array(splits, dtype="U5"), "rho": np.asarray(rhos, dtype=np.float64),
                 "step": steps, "step_other": steps},
     )
-    ds["eigenspace_overlap"].attrs.update(units="1", long_name="overlap of the top-k eigenspaces of two record steps, k = round(rho D)")
-    ds["train_test_overlap"].attrs.update(units="1", long_name="overlap of the top-k eigenspaces of the train- and test-subset Hessians at one step")
+    ds["eigenspace_overlap"].attrs.update(
+        units="1", long_name="overlap of the top-k eigenspaces of two record steps, k = round(rho D)")
+    ds["train_test_overlap"].attrs.update(
+        units="1", long_name="overlap of the top-k eigenspaces of the train- and test-subset Hessians at one step")
     return ds
 
 
@@ -495,7 +502,8 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
     flagged = []
     for split in metrics["split"].values:
         for step in metrics["step"].values:
-            values = {m: float(metrics["overlap"].sel({"method": m, "split": split, "step": step, "k": k})) for m in methods}
+            values = {m: float(metrics["overlap"].sel({"method": m, "split": split, "step": step, "k": k}))
+                      for m in methods}
             diff = values.get("seigh", np.nan) - values.get("exact", np.nan)
             cells = " | ".join(_fmt(values[m], ".4g") for m in methods)
             ratios = " | ".join(_fmt(values[m] / (k / dim), ".2f") for m in methods)
@@ -521,12 +529,14 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
                   "sketch recovers the leading eigenvalues. A single-pass sketch of size ~2k recovers a "
                   "top-k subspace poorly when the spectrum has no gap at k (a flat bulk around k), while "
                   "the leading, well-separated eigenvalues stay accurate.", "",
-                  "| split | step | difference | a-posteriori relative error | rel. error of top-10 eigenvalues (max) | rel. error of eigenvalue k (exact vs seigh) |",
+                  "| split | step | difference | a-posteriori relative error | rel. error of top-10 eigenvalues "
+                  "(max) | rel. error of eigenvalue k (exact vs seigh) |",
                   "|---|---|---|---|---|---|"]
         for split, step, diff in flagged:
             d = diagnostics.get((split, step), {})
             lines.append(f"| {split} | {step} | {diff:+.4f} | {d.get('relative_error', float('nan')):.3f} | "
-                         f"{d.get('top10_eigenvalue_error', float('nan')):.2e} | {d.get('eigenvalue_k_error', float('nan')):.2e} |")
+                         f"{d.get('top10_eigenvalue_error', float('nan')):.2e} | "
+                         f"{d.get('eigenvalue_k_error', float('nan')):.2e} |")
         lines.append("")
     elif finite:
         lines.append("All differences are within the tolerance.")
@@ -536,10 +546,13 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
                   "||H - H_sketch||_F / ||H||_F from Gaussian test products, the largest residual "
                   "||H u - lambda u|| of the leading pairs relative to |lambda_1|, the numerical rank and "
                   "condition number of the outer sketch, and the measured orthogonality error max|U^T U - I|.", "",
-                  "| split | step | a-posteriori relative error | max residual / abs(lambda_1) | rank | condition | orthogonality error |",
+                  "| split | step | a-posteriori relative error | max residual / abs(lambda_1) | rank | condition "
+                  "| orthogonality error |",
                   "|---|---|---|---|---|---|---|"]
-        for (split, step), q in sorted(sketches.items(), key=lambda item: (["train", "test"].index(item[0][0]), item[0][1])):
-            lines.append(f"| {split} | {step} | {_fmt(q['relative_error'], '.3g')} | {_fmt(q['relative_residual'], '.3g')} "
+        order = sorted(sketches, key=lambda key: (["train", "test"].index(key[0]), key[1]))
+        for (split, step), q in ((key, sketches[key]) for key in order):
+            lines.append(f"| {split} | {step} | {_fmt(q['relative_error'], '.3g')} | "
+                         f"{_fmt(q['relative_residual'], '.3g')} "
                          f"| {q['rank']} | {_fmt(q['condition'], '.3g')} | {_fmt(q['orthogonality_error'], '.1e')} |")
     return "\n".join(lines) + "\n"
 
@@ -551,7 +564,8 @@ def sketch_quality(sketch: xr.Dataset) -> dict[str, Any]:
     residual = sketch["residual_norm"].values if "residual_norm" in sketch else np.array([np.nan])
     return {"relative_error": post.get("relative_error", float("nan")),
             "relative_residual": float(np.max(residual) / abs(values[0])) if residual.size else float("nan"),
-            "rank": int(sketch.attrs.get("rank", values.size)), "condition": float(sketch.attrs.get("condition", np.nan)),
+            "rank": int(sketch.attrs.get("rank", values.size)),
+            "condition": float(sketch.attrs.get("condition", np.nan)),
             "orthogonality_error": float(sketch.attrs.get("orthogonality_error", np.nan))}
 
 

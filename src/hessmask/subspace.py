@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,8 +41,19 @@ from torch.func import functional_call
 
 from hessmask.jobs import track
 from hessmask.masks import magnitude_mask
-from hessmask.training import (Checkpoint, Data, TrainingDiverged, TrainSettings, batch_indices, evaluate,
-                               step_seed, train_segment)
+from hessmask.training import (
+    Checkpoint,
+    Data,
+    TrainingDiverged,
+    TrainSettings,
+    batch_indices,
+    evaluate,
+    step_seed,
+    train_segment,
+)
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +207,8 @@ def build_subspace(method: str, d: int, run: int, sources: Sources, seed: int) -
         if sources.trajectory is None or sources.trajectory.shape[1] < d:
             have = 0 if sources.trajectory is None else sources.trajectory.shape[1]
             raise ValueError(f"lottery_subspace at d = {d} needs {d} trajectory directions, have {have}")
-        return sources.rewind, DenseBasis(torch.from_numpy(np.ascontiguousarray(sources.trajectory[:, :d], dtype=np.float32)))
+        return sources.rewind, DenseBasis(
+            torch.from_numpy(np.ascontiguousarray(sources.trajectory[:, :d], dtype=np.float32)))
     if method == "lottery_ticket":
         if sources.final is None:
             raise ValueError("lottery_ticket needs the parameters after full training")
@@ -465,8 +477,6 @@ def run_chunk(method: str, d: int, runs: Sequence[int], sources: Sources, model:
     """One job of the workflow: ``runs`` of one (method, d); dims (method, d, run[, adam_step])."""
     import copy
 
-    import xarray as xr
-
     results = []
     for run in runs:
         offset, basis = build_subspace(method, d, run, sources, seed)
@@ -503,7 +513,8 @@ _RESULT_ATTRS = {
 }
 
 
-def _results_dataset(results: Sequence[SubspaceResult], runs: Sequence[int], outer: Mapping[str, list]) -> "xr.Dataset":
+def _results_dataset(results: Sequence[SubspaceResult], runs: Sequence[int],
+                     outer: Mapping[str, list]) -> "xr.Dataset":
     import xarray as xr
 
     dims = (*outer, "run")
@@ -534,7 +545,8 @@ def dof_dataset(chunks: Sequence["xr.Dataset"], full: "xr.Dataset", dim: int, le
     ds["compression"].attrs.update(long_name="compression ratio D / d", units="1")
     for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
         ds[f"full_{name}"] = full[name].rename(run="full_run")
-        ds[f"full_{name}"].attrs.update(full[name].attrs, long_name="full-space reference: " + full[name].attrs["long_name"])
+        ds[f"full_{name}"].attrs.update(full[name].attrs,
+                                        long_name="full-space reference: " + full[name].attrs["long_name"])
     accuracy = xr.concat([running_max(ds[f"{s}_accuracy"]) for s in ("train", "test")],
                          dim=xr.DataArray(["train", "test"], dims="split", name="split"))
     ds["success_probability"] = success_probability(accuracy, levels).transpose("method", "split", "level", "d")
@@ -574,8 +586,10 @@ def quadratic_well_dataset(quad: Mapping[str, Any]) -> "xr.Dataset":
     ds["threshold_dimension"] = threshold_dimension(ds["success_probability"], quad["delta"])
     ds["eigenvalues"].attrs.update(long_name="Hessian eigenvalues lambda_i of the well", units="loss / parameter^2")
     ds["min_loss"].attrs.update(long_name="exact minimum of w^T H w / 2 over w0 + span(A_d)", units="loss")
-    ds["threshold_bound"].attrs.update(long_name="D - sum r_i^2 / (R^2 + r_i^2), r_i^2 = 2 eps / lambda_i (Eq. 3.4)", units="1")
+    ds["threshold_bound"].attrs.update(long_name="D - sum r_i^2 / (R^2 + r_i^2), r_i^2 = 2 eps / lambda_i (Eq. 3.4)",
+                                       units="1")
     ds["success_probability"].attrs.update(long_name="fraction of runs with min_loss <= eps", units="1")
-    ds["threshold_dimension"].attrs.update(long_name=f"simulated d*(eps): smallest d with success >= 1 - delta (delta = {quad['delta']})", units="1")
+    ds["threshold_dimension"].attrs.update(
+        long_name=f"simulated d*(eps): smallest d with success >= 1 - delta (delta = {quad['delta']})", units="1")
     ds.attrs.update(D=dim, delta=quad["delta"])
     return ds

@@ -16,7 +16,7 @@ import os
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from torch import nn
 
 from hessmask.jobs import track
 from hessmask.models import build_model
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = logging.getLogger(__name__)
 
@@ -301,9 +304,11 @@ def combine_curves(segments: list["xr.Dataset"]) -> "xr.Dataset":
     evals = xr.concat([s.drop_vars("batch_loss").drop_dims("train_step", errors="ignore")
                        for s in segments], dim="step")
     ds = xr.merge([batch_loss.to_dataset(), evals])
-    ds["batch_loss"].attrs.update(units="nats", long_name="mean cross-entropy of the training batch, before the step's update")
+    ds["batch_loss"].attrs.update(units="nats",
+                                  long_name="mean cross-entropy of the training batch, before the step's update")
     for split in ("train", "test"):
-        ds[f"{split}_loss"].attrs.update(units="nats", long_name=f"mean cross-entropy over the {split} split (eval mode)")
+        ds[f"{split}_loss"].attrs.update(units="nats",
+                                         long_name=f"mean cross-entropy over the {split} split (eval mode)")
         ds[f"{split}_accuracy"].attrs.update(units="1", long_name=f"top-1 accuracy over the {split} split (eval mode)")
     return ds
 
