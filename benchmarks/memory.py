@@ -13,14 +13,15 @@ shape; memory does not depend on how many samples a product sums over beyond one
   overlay's residual pairs and a-posteriori products on the real network.
 - ``metrics``: ``study.step_metrics`` on that eigen store (20 random masks, the overlay's rho).
 
-For 3c3d (D = 895,210) and ResNet-18 (D = 11,689,512), s in {64, 128, 256} at the default row
+For 3c3d (D = 895,210), All-CNN-C (D = 1,387,108) and ResNet-18 (D = 11,689,512), s in {64, 128, 256} at the default row
 chunk c = 65536, and the solve also at c in {16384, 262144} for s = 128. A least-squares model
 RSS = a + b s + g c s (MB) per (network, job) is projected to the paper's s (1000 and 1500).
 With ``--paper-run`` it also runs 3c3d at the paper's sketch (outer 1000, inner 2000, 4 shards)
 through the Snakemake DAG on this machine and records each job's max RSS and wall time from
 Snakemake's benchmark records.
 
-Run: ``python benchmarks/memory.py [--quick] [--paper-run]`` (``make bench-memory``).
+Run: ``python benchmarks/memory.py [--quick] [--paper-run] [--networks ...] [--merge]``
+(``make bench-memory``: all networks and the paper run).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ OUT = REPO / "results" / "benchmarks" / "memory.json"
 NETWORKS = {  # the paper overlays' eigen settings
     "3c3d": {"overlay": "cifar10_3c3d", "paper_outer": 1000, "block_size": 100, "residual_pairs": 20,
              "aposteriori_samples": 20, "rho": [0.00001, 0.00005, 0.0001, 0.001, 0.01]},
+    "allcnnc": {"overlay": "cifar100_allcnnc", "paper_outer": 1000, "block_size": 100, "residual_pairs": 20,
+                "aposteriori_samples": 20, "rho": [0.00001, 0.00005, 0.0001, 0.001, 0.01]},
     "resnet18": {"overlay": "imagenet_resnet18", "paper_outer": 1500, "block_size": 10, "residual_pairs": 10,
                  "aposteriori_samples": 10, "rho": [0.000001, 0.000005, 0.00001, 0.0001, 0.001]},
 }
@@ -184,10 +187,33 @@ def paper_run(folder: Path) -> dict:
                             for kind in ("eigen_measure", "eigen_solve", "step_metrics", "metrics_aggregate")}}
 
 
+def measure(networks: list[str], sizes: list[int], tmp: Path) -> list[dict]:
+    """Peak RSS of the shard, solve and metrics jobs for each network and s (and row chunks)."""
+    rows = []
+    for network in networks:
+        for outer in sizes:
+            chunks = [DEFAULT_CHUNK] + ([16384, 262144] if outer == 128 else [])
+            for row_chunk in chunks:
+                folder = Path(tmp, f"{network}-{outer}-{row_chunk}")
+                folder.mkdir()
+                if row_chunk == DEFAULT_CHUNK:
+                    rows.append(peak_rss("shard", network, outer, row_chunk, folder))
+                peak_rss("fabricate", network, outer, row_chunk, folder)
+                rows.append(peak_rss("solve", network, outer, row_chunk, folder))
+                if row_chunk == DEFAULT_CHUNK:
+                    rows.append(peak_rss("metrics", network, outer, row_chunk, folder))
+                shutil.rmtree(folder)
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3c3d only, s in {64, 128}")
     parser.add_argument("--paper-run", action="store_true", help="also run 3c3d at outer 1000 / inner 2000 end to end")
+    parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), help="measure only these networks")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the measurements (and paper run) of the existing memory.json for what is not rerun")
     parser.add_argument("--worker")
     parser.add_argument("--network")
     parser.add_argument("--outer", type=int)
@@ -197,26 +223,14 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.network, args.outer, args.row_chunk, args.folder)
         return
-    networks = ["3c3d"] if args.quick else list(NETWORKS)
+    networks = args.networks or (["3c3d"] if args.quick else list(NETWORKS))
     sizes = [64, 128] if args.quick else [64, 128, 256]
-    rows = []
+    previous = json.loads(OUT.read_text()) if args.merge and OUT.exists() else {}
     with tempfile.TemporaryDirectory(prefix="hessmask-memory-", dir=REPO / "results") as tmp:
-        for network in networks:
-            for outer in sizes:
-                chunks = [DEFAULT_CHUNK] + ([16384, 262144] if outer == 128 else [])
-                for row_chunk in chunks:
-                    folder = Path(tmp, f"{network}-{outer}-{row_chunk}")
-                    folder.mkdir()
-                    if row_chunk == DEFAULT_CHUNK:
-                        rows.append(peak_rss("shard", network, outer, row_chunk, folder))
-                    peak_rss("fabricate", network, outer, row_chunk, folder)
-                    rows.append(peak_rss("solve", network, outer, row_chunk, folder))
-                    if row_chunk == DEFAULT_CHUNK:
-                        rows.append(peak_rss("metrics", network, outer, row_chunk, folder))
-                    shutil.rmtree(folder)
-                    print(json.dumps(rows[-1]), flush=True)
+        rows = [r for r in previous.get("measured", []) if r["network"] not in networks] + measure(networks, sizes, tmp)
+        measured = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
         models, projections = {}, {}
-        for network in networks:
+        for network in measured:
             for job in ("shard", "solve", "metrics"):
                 model = fit([r for r in rows if r["network"] == network and r["job"] == job])
                 models[f"{network}/{job}"] = model
@@ -226,13 +240,16 @@ def main() -> None:
         result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                               "load_average_at_end": os.getloadavg()},
                   "measured": rows, "models": models, "projections_at_paper_s": projections}
-        if "resnet18" in networks:
+        if "resnet18" in measured:
             result["resnet18_shard_and_solve_within_24gb"] = all(
                 projections[f"resnet18/{job}"]["projected_peak_rss_mb"] <= 24_000 for job in ("shard", "solve"))
         if args.paper_run:
             folder = Path(tmp, "paper_run")
             folder.mkdir()
             result["paper_sketch_3c3d"] = paper_run(folder)
+        elif "paper_sketch_3c3d" in previous:
+            result["paper_sketch_3c3d"] = previous["paper_sketch_3c3d"]
+        if "paper_sketch_3c3d" in result:
             result["paper_sketch_3c3d_within_24gb"] = max(result["paper_sketch_3c3d"]["peak_rss_mb"].values()) <= 24_000
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
