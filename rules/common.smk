@@ -142,15 +142,62 @@ def train_gpu(wildcards):
     return gpus(wildcards, "train")
 
 
-def site_partition(gpu=False):
-    """The SLURM partition from the environment: HESSMASK_SLURM_GPU_PARTITION for GPU jobs (if
-    set), else HESSMASK_SLURM_PARTITION; "" lets the executor choose."""
-    value = os.getenv("HESSMASK_SLURM_GPU_PARTITION") if gpu else None
-    return value or os.getenv("HESSMASK_SLURM_PARTITION", "")
+#: experiments.<name>.resources.slurm keys -> the SLURM executor's resource names; the
+#: HESSMASK_SLURM_* variables are the fallbacks of the first three
+SLURM_SETTINGS = {
+    "partition": "slurm_partition",
+    "account": "slurm_account",
+    "qos": "qos",
+    "extra": "slurm_extra",
+    "gpu_model": "gpu_model",
+}
+SLURM_ENVIRONMENT = {
+    "partition": "HESSMASK_SLURM_PARTITION",
+    "gpu_partition": "HESSMASK_SLURM_GPU_PARTITION",
+    "account": "HESSMASK_SLURM_ACCOUNT",
+}
 
 
-#: Site resources of every cluster job: the account (HESSMASK_SLURM_ACCOUNT) when set.
-SITE = {"slurm_account": os.getenv("HESSMASK_SLURM_ACCOUNT")} if os.getenv("HESSMASK_SLURM_ACCOUNT") else {}
+def slurm_setting(exp, key, gpu):
+    """One SLURM setting of a job of ``exp`` (None: the experiment and the environment leave it
+    to the site profile). GPU jobs take ``gpu_partition`` before ``partition``."""
+    keys = ["gpu_partition", key] if key == "partition" and gpu else [key]
+    for name in keys:
+        value = (exp or {}).get("resources", {}).get("slurm", {}).get(name) if exp else None
+        value = value if value is not None else os.getenv(SLURM_ENVIRONMENT.get(name, ""), "") or None
+        if value is not None:
+            return value
+    return None
+
+
+def cluster(stage=None):
+    """SLURM resources of the jobs of ``stage`` (train, eigen, dof: per experiment and device;
+    cpu: CPU jobs of an experiment; None: jobs of no experiment). Only settings that something configures become resources of the
+    rule, so a site profile's default-resources and set-resources stay in force for the rest (a
+    rule's resource, even an empty one, would override them)."""
+    configured = {}
+    for key, resource in SLURM_SETTINGS.items():
+        if stage is None:
+            value = slurm_setting(None, key, False)
+            if value is not None:
+                configured[resource] = value
+            continue
+        candidates = [slurm_setting(exp, key, gpu) for exp in EXPERIMENTS.values() for gpu in (False, True)]
+        if any(v is not None for v in candidates):
+            configured[resource] = lambda wc, key=key: slurm_setting(
+                experiment(wc), key, stage != "cpu" and gpus(wc, stage) > 0
+            )
+    return configured
+
+
+def memory(key):
+    """``resources.<key>`` of the job's experiment in MB, times the attempt: a job retried after
+    running out of memory asks for more."""
+
+    def mem_mb(wildcards, attempt):
+        return experiment(wildcards)["resources"][key] * attempt
+
+    return mem_mb
 
 
 # ---------------------------------------------------------------- eigen and metrics

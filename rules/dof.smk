@@ -19,11 +19,10 @@ rule dof_trajectory:
         "../envs/cpu.yaml"
     threads: lambda wc: experiment(wc)["train"]["threads"]
     resources:
-        **SITE,
+        **cluster("train"),
         gpu=train_gpu,
-        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
-        slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
+        mem_mb=memory("train_mem_mb"),
+        runtime=experiment_key("resources", "train_runtime"),
     params:
         experiment=training_settings,
         steps=lambda wc: experiment(wc)["train"]["steps"],
@@ -51,11 +50,10 @@ rule dof_chunk:
         conda_env("dof")
     threads: lambda wc: dof(wc)["threads"]
     resources:
-        **SITE,
+        **cluster("dof"),
         gpu=dof_resources,
-        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
-        slurm_partition=lambda wc: site_partition(dof_resources(wc) > 0),
+        mem_mb=memory("train_mem_mb"),
+        runtime=experiment_key("resources", "train_runtime"),
     params:
         dof=dof_chunk_settings,
         runs=dof_runs,
@@ -82,11 +80,10 @@ rule dof_reference:
         "../envs/cpu.yaml"
     threads: lambda wc: dof(wc)["threads"]
     resources:
-        **SITE,
+        **cluster("dof"),
         gpu=dof_resources,
-        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
-        slurm_partition=lambda wc: site_partition(dof_resources(wc) > 0),
+        mem_mb=memory("train_mem_mb"),
+        runtime=experiment_key("resources", "train_runtime"),
     params:
         dof=lambda wc: {k: dof(wc)[k] for k in ("runs", "steps", "batch_size", "full_lr", "seed", "device")},
         model=lambda wc: experiment(wc)["model"],
@@ -159,10 +156,9 @@ rule dof_quadratic:
     conda:
         "../envs/cpu.yaml"
     resources:
-        **SITE,
+        **cluster(),
         mem_mb=4000,
         runtime=30,
-        slurm_partition=site_partition(),
     params:
         quad=config["dof_quadratic"],
     script:

@@ -12,10 +12,9 @@ EIGEN_JOB = dict(
     ),
     resources=dict(
         gpu=eigen_gpu,
-        mem_mb=experiment_key("resources", "eigen_mem_mb"),
+        mem_mb=memory("eigen_mem_mb"),
         runtime=experiment_key("resources", "eigen_runtime"),
-        slurm_partition=lambda wc: site_partition(eigen_gpu(wc) > 0),
-        **SITE,
+        **cluster("eigen"),
     ),
 )
 

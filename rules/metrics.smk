@@ -19,10 +19,9 @@ rule step_metrics:
     conda:
         "../envs/cpu.yaml"
     resources:
-        **SITE,
-        mem_mb=experiment_key("resources", "eigen_mem_mb"),
+        **cluster("cpu"),
+        mem_mb=memory("eigen_mem_mb"),
         runtime=30,
-        slurm_partition=site_partition(),
     params:
         methods=lambda wc: eigen_methods(experiment(wc), wc.step),
         rho=experiment_key("masks", "rho"),
@@ -49,10 +48,9 @@ rule metrics_aggregate:
     conda:
         "../envs/cpu.yaml"
     resources:
-        **SITE,
-        mem_mb=experiment_key("resources", "eigen_mem_mb"),
+        **cluster("cpu"),
+        mem_mb=memory("eigen_mem_mb"),
         runtime=60,
-        slurm_partition=site_partition(),
     params:
         jobs=lambda wc: eigen_jobs(experiment(wc)),
         eigen_keys=experiment_eigen_keys,

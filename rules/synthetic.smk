@@ -19,10 +19,9 @@ rule synthetic_chunk:
         "../envs/cpu.yaml"
     threads: 1
     resources:
-        **SITE,
+        **cluster(),
         mem_mb=2000,
         runtime=60,
-        slurm_partition=site_partition(),
     params:
         ratios=lambda wc: SYNTHETIC_CELLS[int(wc.D)],
         settings=config["synthetic"],

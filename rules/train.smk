@@ -21,11 +21,10 @@ rule train_segment:
         conda_env("train")
     threads: lambda wc: experiment(wc)["train"]["threads"]
     resources:
-        **SITE,
+        **cluster("train"),
         gpu=train_gpu,
-        mem_mb=lambda wc: experiment(wc)["resources"]["train_mem_mb"],
-        runtime=lambda wc: experiment(wc)["resources"]["train_runtime"],
-        slurm_partition=lambda wc: site_partition(train_gpu(wc) > 0),
+        mem_mb=memory("train_mem_mb"),
+        runtime=experiment_key("resources", "train_runtime"),
     params:
         experiment=training_settings,
     script:

@@ -2,6 +2,7 @@
 rules requesting a GPU, arrays equal to a local run, and recovery from an interrupted run."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -74,10 +75,17 @@ def submitted(log: str) -> dict[str, int]:
     return counts
 
 
+# a site profile, as a cluster's users keep one: its partition and account must reach every job
+SITE_PROFILE = "default-resources:\n  slurm_partition: hessmask\n  slurm_account: testaccount\n"
+
+
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
     workdir = workdir_with_overlay(tmp_path_factory, "slurm_run")
-    proc = snakemake(workdir, *SLURM_ARGS, "--configfile", CI, str(workdir / "slurm.yaml"))
+    site = workdir / "site"
+    site.mkdir()
+    (site / "config.yaml").write_text(SITE_PROFILE)
+    proc = snakemake(workdir, *SLURM_ARGS, "--profile", str(site), "--configfile", CI, str(workdir / "slurm.yaml"))
     return workdir, proc.stdout + proc.stderr
 
 
@@ -96,6 +104,16 @@ def test_every_job_ran_on_slurm(slurm_run):
                     "step_metrics": 2, "metrics_aggregate": 1}
     logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert logs, "no SLURM job logs"
+
+
+def test_site_profile_partition_and_account(slurm_run):
+    """The site profile's default-resources reach SLURM: nothing in the workflow overrides them."""
+    _, log = slurm_run
+    ids = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
+    assert ids
+    for job in ids:  # MinJobAge keeps finished jobs visible to scontrol for 10 minutes
+        text = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        assert "Partition=hessmask" in text and "Account=testaccount" in text, text[:500]
 
 
 def test_gpu_rules_requested_a_gpu(slurm_run):

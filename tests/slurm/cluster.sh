@@ -73,6 +73,7 @@ InactiveLimit=0
 SlurmdTimeout=60
 NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=hessmask Nodes=$host Default=NO MaxTime=INFINITE State=UP
 CONF
     mkdir -p /etc/slurm
     if [ -e /etc/slurm/slurm.conf ] && ! grep -q "^ClusterName=hessmask-test" /etc/slurm/slurm.conf; then
