@@ -190,6 +190,19 @@ def cluster(stage=None):
     return configured
 
 
+def job_threads(stage):
+    """CPUs of a job of ``stage`` (train, eigen, dof): its ``threads``, plus ``data.loader_workers``
+    decoding threads for ImageNet experiments (so a GPU job is not starved by image decoding)."""
+
+    def threads(wildcards):
+        exp = experiment(wildcards)
+        extra = config["data"]["loader_workers"] if exp["dataset"] == "imagenet" else 0
+        settings = exp["dof"] if stage == "dof" else exp[stage]
+        return settings["threads"] + extra
+
+    return threads
+
+
 def memory(key):
     """``resources.<key>`` of the job's experiment in MB, times the attempt: a job retried after
     running out of memory asks for more."""

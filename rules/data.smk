@@ -13,8 +13,9 @@ rule prepare_dataset:
     conda:
         "../envs/cpu.yaml"
     params:
-        # where the data live (dir, mirror, imagenet_root) is read from the config by the script:
+        # where the data live (dir, mirror, imagenet_root) and how they are read (loader_workers) come from
+        # the config in the script:
         # moving them must not rerun what depends on the prepared arrays
-        data={k: v for k, v in config["data"].items() if k not in ("dir", "mirror", "imagenet_root")},
+        data={k: v for k, v in config["data"].items() if k not in ("dir", "mirror", "imagenet_root", "loader_workers")},
     script:
         "../scripts/prepare_dataset.py"

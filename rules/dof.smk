@@ -17,7 +17,7 @@ rule dof_trajectory:
         results("benchmarks", "rules", "dof_trajectory", "{experiment}.tsv")
     conda:
         "../envs/cpu.yaml"
-    threads: lambda wc: experiment(wc)["train"]["threads"]
+    threads: job_threads("train")
     resources:
         **cluster("train"),
         gpu=train_gpu,
@@ -48,7 +48,7 @@ rule dof_chunk:
         chunk=r"\d+",
     conda:
         conda_env("dof")
-    threads: lambda wc: dof(wc)["threads"]
+    threads: job_threads("dof")
     resources:
         **cluster("dof"),
         gpu=dof_resources,
@@ -78,7 +78,7 @@ rule dof_reference:
         results("benchmarks", "rules", "dof_reference", "{experiment}.tsv")
     conda:
         "../envs/cpu.yaml"
-    threads: lambda wc: dof(wc)["threads"]
+    threads: job_threads("dof")
     resources:
         **cluster("dof"),
         gpu=dof_resources,

@@ -40,7 +40,7 @@ rule eigen_measure:
     priority: 40
     conda:
         conda_env("eigen")
-    threads: experiment_key("eigen", "threads")
+    threads: job_threads("eigen")
     resources:
         **EIGEN_JOB["resources"],
     params:
@@ -69,7 +69,7 @@ rule eigen_solve:
     priority: 40
     conda:
         conda_env("eigen")
-    threads: experiment_key("eigen", "threads")
+    threads: job_threads("eigen")
     resources:
         **EIGEN_JOB["resources"],
     params:
@@ -95,7 +95,7 @@ rule eigen_exact:
     priority: 40
     conda:
         conda_env("eigen")
-    threads: experiment_key("eigen", "threads")
+    threads: job_threads("eigen")
     resources:
         **EIGEN_JOB["resources"],
     params:

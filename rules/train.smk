@@ -19,7 +19,7 @@ rule train_segment:
     priority: 50
     conda:
         conda_env("train")
-    threads: lambda wc: experiment(wc)["train"]["threads"]
+    threads: job_threads("train")
     resources:
         **cluster("train"),
         gpu=train_gpu,

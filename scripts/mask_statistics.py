@@ -4,8 +4,9 @@ from hessmask.jobs import setup_logging
 from hessmask.masks import mask_statistics
 from hessmask.store import open_dataset, provenance, write_dataset
 
-log = setup_logging(snakemake.log)  # noqa: F821
-params = open_dataset(snakemake.input[0])  # noqa: F821
-ds = mask_statistics(params["params"], snakemake.params.rho)  # noqa: F821
-ds.attrs.update(provenance({"rho": snakemake.params.rho}))  # noqa: F821
-write_dataset(ds, snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
+log = setup_logging(sm.log)
+params = open_dataset(sm.input[0])
+ds = mask_statistics(params["params"], sm.params.rho)
+ds.attrs.update(provenance({"rho": sm.params.rho}))
+write_dataset(ds, sm.output[0])

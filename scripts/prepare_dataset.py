@@ -3,7 +3,8 @@
 from hessmask.data import prepare_dataset
 from hessmask.jobs import setup_logging
 
-log = setup_logging(snakemake.log)  # noqa: F821
-data = {**snakemake.config["data"], **snakemake.params.data}  # noqa: F821 (locations from the config)
-prepare_dataset(snakemake.wildcards.dataset, snakemake.output[0], data, seed=data["split_seed"])  # noqa: F821
-log.info("prepared %s", snakemake.output[0])  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
+log = setup_logging(sm.log)
+data = {**sm.config["data"], **sm.params.data}
+prepare_dataset(sm.wildcards.dataset, sm.output[0], data, seed=data["split_seed"])
+log.info("prepared %s", sm.output[0])

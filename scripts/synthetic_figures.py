@@ -6,11 +6,12 @@ from hessmask.jobs import setup_logging
 from hessmask.plots import save_figure, synthetic_vs_dim, synthetic_vs_ratio
 from hessmask.store import open_dataset
 
-log = setup_logging(snakemake.log)  # noqa: F821
-settings = snakemake.params.settings  # noqa: F821
-modality = snakemake.wildcards.modality  # noqa: F821
-ds = open_dataset(snakemake.input[0])  # noqa: F821
-out = Path(snakemake.output.vs_d).parent  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
+log = setup_logging(sm.log)
+settings = sm.params.settings
+modality = sm.wildcards.modality
+ds = open_dataset(sm.input[0])
+out = Path(sm.output.vs_d).parent
 ratios = [r for r in settings["figure_ratios"] if r in ds["ratio"].values]
 dims = [d for d in settings["figure_D"] if d in ds["D"].values]
 save_figure(synthetic_vs_dim(ds, modality, ratios or list(ds["ratio"].values)), out / f"vs_D_{modality}")

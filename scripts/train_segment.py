@@ -6,13 +6,14 @@ from hessmask.jobs import experiment_data, setup_logging
 from hessmask.store import provenance, write_dataset
 from hessmask.training import Checkpoint, run_segment
 
-log = setup_logging(snakemake.log)  # noqa: F821
-torch.set_num_threads(snakemake.threads)  # noqa: F821
-exp = snakemake.params.experiment  # noqa: F821
+sm = snakemake  # noqa: F821 (Snakemake global)
+log = setup_logging(sm.log)
+torch.set_num_threads(sm.threads)
+exp = sm.params.experiment
 data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                       snakemake.input.data, snakemake.config["data"]["imagenet_root"])  # noqa: F821
-previous = Checkpoint.load(snakemake.input.previous) if snakemake.input.previous else None  # noqa: F821
-checkpoint, curve = run_segment(exp, data, int(snakemake.wildcards.step), previous)  # noqa: F821
+                       sm.input.data, sm.config["data"]["imagenet_root"], sm.config["data"]["loader_workers"])
+previous = Checkpoint.load(sm.input.previous) if sm.input.previous else None
+checkpoint, curve = run_segment(exp, data, int(sm.wildcards.step), previous)
 curve.attrs.update(provenance(exp))
-write_dataset(curve, snakemake.output.curve)  # noqa: F821
-checkpoint.save(snakemake.output.checkpoint)  # noqa: F821
+write_dataset(curve, sm.output.curve)
+checkpoint.save(sm.output.checkpoint)

@@ -11,6 +11,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+import torch
 
 from hessmask import data as hd
 
@@ -152,6 +153,10 @@ def test_imagenet_folder(tmp_path):
     assert data.num_classes == 3 and data.size("train") == 6
     x, y = data.batch("test", [0, 5])
     assert tuple(x.shape) == (2, 3, 224, 224) and y.tolist() == [0, 2]
+    parallel = hd.ImageNetData(tmp_path, workers=4)  # decoding threads: the same batch, in order
+    px, py = parallel.batch("train", [5, 0, 3, 1])
+    sx, sy = data.batch("train", [5, 0, 3, 1])
+    assert torch.equal(px, sx) and py.tolist() == sy.tolist() == [2, 0, 1, 0]
     with pytest.raises(hd.DataError, match="imagenet_root"):
         hd.ImageNetData(tmp_path / "nowhere")
 

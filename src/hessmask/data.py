@@ -369,11 +369,19 @@ class ImageFolder:
         x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
         return torch.from_numpy(x.transpose(2, 0, 1).copy()), torch.tensor(label)
 
-    def stack(self, indices: Sequence[int]):
-        """Inputs and labels of the given items as two tensors."""
+    def stack(self, indices: Sequence[int], workers: int = 1):
+        """Inputs and labels of the given items as two tensors, decoded by ``workers`` threads
+        (PIL releases the GIL while it decodes and resizes; the order, and so every batch, is the
+        same for any number of workers)."""
         import torch
 
-        items = [self[int(i)] for i in indices]
+        if workers > 1 and len(indices) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                items = list(pool.map(lambda i: self[int(i)], indices))
+        else:
+            items = [self[int(i)] for i in indices]
         return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
 
 
@@ -402,11 +410,13 @@ class TensorData:
 
 
 class ImageNetData:
-    """The ImageNet class-folder tree behind the same interface (train and val as test)."""
+    """The ImageNet class-folder tree behind the same interface (train and val as test); images
+    are decoded by ``workers`` parallel threads (``data.loader_workers``)."""
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, workers: int = 1):
         self.folders = {"train": ImageFolder(root, "train"), "test": ImageFolder(root, "val")}
         self.num_classes = len(self.folders["train"].classes)
+        self.workers = int(workers)
 
     def size(self, split: str) -> int:
         return len(self.folders[split])
@@ -415,7 +425,7 @@ class ImageNetData:
         return self.folders[split].labels
 
     def batch(self, split: str, indices: np.ndarray):
-        return self.folders[split].stack(indices)
+        return self.folders[split].stack(indices, self.workers)
 
 
 def synthetic_splits(shape: Sequence[int], classes: int, samples: int, seed: int) -> Splits:
@@ -439,5 +449,5 @@ def open_experiment_data(dataset: str, prepared: Path | str | None, data_config:
     if dataset == "imagenet":
         if not data_config.get("imagenet_root"):
             raise DataError("dataset imagenet needs data.imagenet_root (a folder with train/ and val/)")
-        return ImageNetData(data_config["imagenet_root"])
+        return ImageNetData(data_config["imagenet_root"], data_config.get("loader_workers", 1))
     return TensorData(load_prepared(prepared, dataset))

@@ -34,14 +34,15 @@ def setup_logging(log_files: Sequence[str] | str | None, name: str = "hessmask")
 
 
 def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
-                    prepared: Sequence[str] | None, imagenet_root: str | None):
+                    prepared: Sequence[str] | None, imagenet_root: str | None, loader_workers: int = 1):
     """The ``Data`` a job of one experiment reads: its prepared npz (the rule's ``data`` input,
     empty for imagenet and synthetic data), the ImageNet tree, or synthetic inputs of the model's
     shape (seeded by ``seed``)."""
     from hessmask.data import open_experiment_data
     from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
 
-    return open_experiment_data(dataset, (list(prepared or []) or [None])[0], {"imagenet_root": imagenet_root},
+    return open_experiment_data(dataset, (list(prepared or []) or [None])[0],
+                                {"imagenet_root": imagenet_root, "loader_workers": loader_workers},
                                 INPUT_SHAPES[model], DEFAULT_CLASSES[model], synthetic_samples, seed)
 
 
@@ -55,7 +56,7 @@ def hessian_job(params, inputs, wildcards, config):
 
     exp = params.experiment
     data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                           inputs.data, config["data"]["imagenet_root"])
+                           inputs.data, config["data"]["imagenet_root"], config["data"]["loader_workers"])
     checkpoint = Checkpoint.load(inputs.checkpoint, map_location="cpu")
     operator = hessian_operator(checkpoint, data, wildcards.split, params.samples, params.eigen)
     logging.getLogger("hessmask").info("D = %d, %d examples of %s, step %s", operator.dim, operator.num_examples,
