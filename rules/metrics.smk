@@ -23,6 +23,7 @@ rule step_metrics:
         mem_mb=memory("eigen_mem_mb"),
         runtime=30,
     params:
+        row_chunk=experiment_key("eigen", "row_chunk"),
         methods=lambda wc: eigen_methods(experiment(wc), wc.step),
         rho=experiment_key("masks", "rho"),
         metrics=experiment_key("metrics"),

@@ -15,6 +15,6 @@ frobenius = None
 if "seigh" in stores and "aposteriori" in stores["seigh"].attrs:
     frobenius = json.loads(stores["seigh"].attrs["aposteriori"])["frobenius_norm"]
 ds = step_metrics(theta, stores, sm.params.rho, sm.params.metrics["random_masks"],
-                  sm.params.metrics["seed"] + int(sm.wildcards.step), frobenius)
+                  sm.params.metrics["seed"] + int(sm.wildcards.step), frobenius, sm.params.row_chunk)
 ds.attrs.update(provenance(sm.params.metrics, split=sm.wildcards.split, step=int(sm.wildcards.step)))
 write_dataset(ds, sm.output[0])

@@ -280,3 +280,12 @@ def test_degenerate_operator_refused(value, match):
         E.seigh(op, 4, outer=8, check_symmetry=False)
     with pytest.raises(E.SolverError, match=match):
         E.exact(op, 4)
+
+
+def test_top_overlap_counts_what_a_basis_spans():
+    """A 'basis' of k columns spanning only 2 dimensions of the reference's k scores 2/k, not 1."""
+    _, _, vecs = spectrum_matrix("decay")
+    k = 10
+    degenerate = np.repeat(vecs[:, :2], k // 2, axis=1) + 1e-3 * vecs[:, 50:60]
+    assert E.top_overlap(vecs, vecs[:, ::-1][:, -k:], k) == pytest.approx(1.0)
+    assert E.top_overlap(vecs, degenerate, k) < 0.25

@@ -132,3 +132,29 @@ def test_default_mlp_streaming_equals_in_memory_solve():
     order = np.argsort(-np.abs(checkpoint.parameters().astype(np.float64)), kind="stable")
     diff = np.abs(study.nested_overlap(order, streamed.vectors) - study.nested_overlap(order, reference))
     assert diff.max() < 1e-6
+
+
+def test_step_metrics_measure_each_method_against_exact():
+    """eigenspace_accuracy[k] is the overlap of the top-k eigenspaces (principal angles), and the
+    eigenvalue errors are relative to the exact ones."""
+    import xarray as xr
+
+    op = operator()
+    exact = E.exact(op, 40)
+    sketch = E.seigh(op, 40, outer=40, inner=80, seed=5, check_symmetry=False)
+
+    def store(result):
+        return xr.Dataset({"eigenvalues": (("eigenpair",), result.eigenvalues),
+                           "eigenvectors": (("param", "eigenpair"), result.eigenvectors.astype(np.float32))})
+
+    theta = np.random.default_rng(3).standard_normal(D)
+    ds = study.step_metrics(theta, {"exact": store(exact), "seigh": store(sketch)}, [0.05], 3, 0, row_chunk=64)
+    accuracy = ds["eigenspace_accuracy"].sel({"method": "seigh"})
+    for k in (1, 6, 20, 40):
+        assert float(accuracy.sel(k=k)) == pytest.approx(E.top_overlap(exact.eigenvectors, sketch.eigenvectors, k),
+                                                         abs=1e-6)
+    assert float(ds["eigenspace_accuracy"].sel({"method": "exact", "k": 40})) == 1.0
+    errors = ds["eigenvalue_relative_error"].sel({"method": "seigh"}).values
+    np.testing.assert_allclose(errors, np.abs(sketch.eigenvalues - exact.eigenvalues) / np.abs(exact.eigenvalues),
+                               rtol=1e-12)
+    assert float(accuracy.sel(k=6)) > 0.98 > float(accuracy.sel(k=40))  # the outliers are recovered, the bulk is not

@@ -596,7 +596,11 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
 
 
 def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int) -> float:
-    """Subspace overlap (1/k)||U_ref[:, :k]^T U_est[:, :k]||_F^2 of the leading k eigenvectors."""
-    a = np.asarray(reference[:, :k], dtype=np.float64)
-    b = np.asarray(estimate[:, :k], dtype=np.float64)
+    """Subspace overlap (1/k) sum cos^2(principal angles) of the spans of the leading k columns.
+
+    Valid for any bases: both are orthonormalized first (QR), so a result whose k columns span
+    fewer than k dimensions scores what it spans, not 1.
+    """
+    a = np.linalg.qr(np.asarray(reference[:, :k], dtype=np.float64))[0]
+    b = np.linalg.qr(np.asarray(estimate[:, :k], dtype=np.float64))[0]
     return float(np.linalg.norm(a.T @ b) ** 2 / k)

@@ -324,13 +324,16 @@ def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int) -> 
 
 
 def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos: Sequence[float],
-                 random_masks: int, seed: int, frobenius: float | None = None) -> xr.Dataset:
+                 random_masks: int, seed: int, frobenius: float | None = None,
+                 row_chunk: int = 65536) -> xr.Dataset:
     """All per-(step, split) comparisons of the magnitude masks with each method's eigenspaces.
 
     The stores may be opened lazily: only the rows of the K largest |theta| (and of the random
     masks) of the first K eigenvectors are read. ``frobenius``: an estimate of ||H||_F (from the
     a-posteriori products) to normalize the spectrum concentration of methods that do not see the
-    whole spectrum.
+    whole spectrum. Where an exact store is among them, each method's accuracy is measured against
+    it: the overlap of its top-k eigenspace with the exact one for every k (1 = the same subspace)
+    and the relative error of each eigenvalue.
     """
     dim = theta.size
     magnitude_order = np.argsort(-np.abs(theta.astype(np.float64)), kind="stable")
@@ -365,8 +368,24 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
                 kappa[m, r] = energy_concentration(store["spectrum"].values, rho)
             elif frobenius and kk <= k:
                 kappa[m, r] = float(np.sqrt(np.sum(values[:kk] ** 2)) / frobenius)
+    accuracy = np.full((len(methods), k_all), np.nan)  # top-k overlap with the exact eigenspace
+    value_error = np.full((len(methods), k_all), np.nan)
+    if "exact" in eigen_stores:
+        reference = eigen_stores["exact"]
+        ref_values = reference["eigenvalues"].values
+        for m, name in enumerate(methods):
+            k = min(ref_values.size, eigen_stores[name].sizes["eigenpair"])
+            if name == "exact":
+                accuracy[m, :k] = 1.0
+                value_error[m, :k] = 0.0
+                continue
+            gram = subspace_grams([reference, eigen_stores[name]], [(0, 1)], k, row_chunk)[(0, 1)]
+            accuracy[m, :k] = nested_overlap(np.arange(k), gram)  # (1/k)||U_exact,k^T U_k||_F^2 for every k
+            value_error[m, :k] = np.abs(eigenvalues[m, :k] - ref_values[:k]) / np.abs(ref_values[:k])
     ds = xr.Dataset(
         {
+            "eigenspace_accuracy": (("method", "k"), accuracy),
+            "eigenvalue_relative_error": (("method", "eigenpair"), value_error),
             "overlap": (("method", "k"), overlap),
             "random_mask_overlap_mean": (("method", "k"), random_mean),
             "random_mask_overlap_std": (("method", "k"), random_std),
@@ -407,6 +426,9 @@ def describe(ds: xr.Dataset, dim: int) -> None:
         "kappa_spectrum": ("1", "energy concentration of the spectrum: ||lambda_top||/||lambda|| over the top "
                                 "rho D eigenvalues"),
         "eigenvalues": ("nats / parameter^2", "leading eigenvalues by descending |lambda|"),
+        "eigenspace_accuracy": ("1", "overlap (1/k)||U_exact,k^T U_k||_F^2 of the method's top-k eigenspace with the "
+                                "exact one (1 = the same subspace; NaN where no exact solve ran)"),
+        "eigenvalue_relative_error": ("1", "|lambda - lambda_exact| / |lambda_exact| of each leading eigenvalue"),
     }
     for name, (units, text) in notes.items():
         if name in ds:
@@ -414,10 +436,10 @@ def describe(ds: xr.Dataset, dim: int) -> None:
     ds.attrs["D"] = dim
 
 
-def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
-                      row_chunk: int = 65536) -> list[float]:
-    """(1/k)||U_a[:, :k]^T U_b[:, :k]||_F^2 for each pair (a, b) of stores, streaming over row
-    chunks: memory O(len(stores) x row_chunk x k + len(pairs) x k^2)."""
+def subspace_grams(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
+                   row_chunk: int = 65536) -> dict[tuple[int, int], np.ndarray]:
+    """U_a[:, :k]^T U_b[:, :k] for each pair (a, b) of stores, streaming over row chunks: memory
+    O(len(stores) x row_chunk x k + len(pairs) x k^2), never D x k."""
     dim = stores[0].sizes["param"]
     used = sorted({i for pair in pairs for i in pair})
     grams = {pair: np.zeros((k, k)) for pair in pairs}
@@ -425,6 +447,13 @@ def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, i
         blocks = {i: np.asarray(stores[i]["eigenvectors"][lo:hi, :k].values, dtype=np.float64) for i in used}
         for a, b in pairs:
             grams[(a, b)] += blocks[a].T @ blocks[b]
+    return grams
+
+
+def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
+                      row_chunk: int = 65536) -> list[float]:
+    """(1/k)||U_a[:, :k]^T U_b[:, :k]||_F^2 for each pair (a, b) of stores (orthonormal columns)."""
+    grams = subspace_grams(stores, pairs, k, row_chunk)
     return [float(np.sum(grams[pair] ** 2) / k) for pair in pairs]
 
 
