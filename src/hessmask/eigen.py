@@ -137,7 +137,20 @@ def _finish(method: str, operator: LinearOperator, values: np.ndarray, vectors: 
 
 def exact(operator: LinearOperator, k: int, block: int = 256, residual_pairs: int | None = None,
           progress: Any = None) -> EigenResult:
-    """Dense float64 eigendecomposition of the operator's matrix (D products; D up to ~1e4)."""
+    """Dense float64 eigendecomposition of the operator's matrix (D products; D up to ~1e4).
+
+    The reference every other solver is measured against (docs/science.md, section 5).
+
+    Args:
+        operator: the D x D operator; its matrix is built from batched products with identity blocks.
+        k: eigenpairs returned, by descending |lambda| (the whole spectrum is in ``extra["spectrum"]``).
+        block: identity columns per batched product.
+        residual_pairs: leading pairs whose residual ||H u - lambda u|| is computed (from the matrix).
+        progress: optional callable receiving the number of products of each block.
+
+    Returns:
+        ``EigenResult`` with eigenvalues (k,) and eigenvectors (D, k), float64.
+    """
     _check_k(k, operator.dim)
     timer, start = Timer(), operator.num_products
     with timer.phase("measure"):
@@ -450,7 +463,26 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
 def seigh(operator: LinearOperator, k: int, outer: int, inner: int | None = None, seed: int = 0,
           kind: str = "ssrft", block: int = 64, residual_pairs: int | None = None,
           check_symmetry: bool = True, row_chunk: int = 65536, progress: Any = None) -> EigenResult:
-    """SEIGH in one process: measure all t columns, then recover the top-k eigenpairs."""
+    """SEIGH in one process: measure all t columns, then recover the top-k eigenpairs
+    (TMLR paper, Algorithm 2; Tropp et al. 2019; docs/science.md, section 5).
+
+    Args:
+        operator: the symmetric D x D operator.
+        k: eigenpairs returned (<= outer), by descending |lambda|.
+        outer: outer sketch size s (products whose columns span the recovered subspace).
+        inner: inner sketch size t >= s (default 2 s); t products in all.
+        seed: seed of the two test matrices.
+        kind: ``ssrft``, ``gaussian`` or ``rademacher``.
+        block: products per batched call; measurements align to multiples of it.
+        residual_pairs: leading pairs whose residual norm is measured (that many more products).
+        check_symmetry: first check symmetry on random vectors (4 products, not counted).
+        row_chunk: rows per chunk of the streaming recovery.
+        progress: optional callable receiving the number of products of each block.
+
+    Returns:
+        ``EigenResult`` with eigenvalues (k,), eigenvectors (D, k) and, in ``extra``, the rank and
+        condition of the outer sketch and the measured orthogonality error of the eigenvectors.
+    """
     inner = 2 * outer if inner is None else inner
     spec = SketchSpec(operator.dim, outer, inner, seed, kind)
     _check_k(k, operator.dim, outer)
@@ -521,7 +553,18 @@ def aposteriori_bounds(samples: int, relative: float) -> dict[str, float]:
 
 def eigsh(operator: LinearOperator, k: int, tol: float = 1e-6, maxiter: int | None = None,
           residual_pairs: int | None = None, seed: int = 0, ncv: int | None = None) -> EigenResult:
-    """scipy's ARPACK (``which='LM'``) on the operator in float64; every product counted."""
+    """scipy's ARPACK (implicitly restarted Lanczos, ``which='LM'``) on the operator in float64.
+
+    Args:
+        operator: the symmetric D x D operator (products one vector at a time, all counted).
+        k: eigenpairs (< D) by descending |lambda|.
+        tol: ARPACK's relative accuracy of the Ritz values.
+        maxiter: ARPACK's restart limit (None: its default); non-convergence is recorded in
+            ``extra["converged"]``, not raised.
+        residual_pairs: leading pairs whose residual norm is measured.
+        seed: seed of the starting vector.
+        ncv: Lanczos vectors kept (None: ARPACK's default).
+    """
     from scipy.sparse.linalg import ArpackNoConvergence
     from scipy.sparse.linalg import eigsh as arpack
 
