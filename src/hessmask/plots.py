@@ -27,6 +27,15 @@ METRIC_LABELS = {
     "fubini_study": "Fubini-Study",
     "overlap": "overlap",
 }
+
+
+def metric_axis_label(metric: str) -> str:
+    """The y label of a metric's panel: whether it is a distance or a similarity."""
+    if metric == "overlap":
+        return "similarity (1 = same subspace)"
+    return "distance (0 = same subspace)"
+
+
 MODALITY_LABELS = {
     "OO": "orthonormal vs orthonormal (OO)",
     "OB": "orthonormal vs mask (OB)",
@@ -82,7 +91,7 @@ def synthetic_vs_dim(ds: xr.Dataset, modality: str, ratios: Sequence[float]) -> 
         ax.set_xscale("log", base=2)
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.set_xlabel("D (ambient dimension)")
-        ax.set_ylabel("normalized value")
+        ax.set_ylabel(metric_axis_label(metric))
         ax.set_ylim(-0.03, 1.03)
     _legend_panel(axes[-1], axes[0])
     fig.suptitle(f"Random baselines vs D, {MODALITY_LABELS.get(modality, modality)}, "
@@ -108,7 +117,7 @@ def synthetic_vs_ratio(ds: xr.Dataset, modality: str, dims: Sequence[int]) -> pl
         ax.set_xscale("log")
         ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.set_xlabel("r = k / D")
-        ax.set_ylabel("normalized value")
+        ax.set_ylabel(metric_axis_label(metric))
         ax.set_ylim(-0.03, 1.03)
     _legend_panel(axes[-1], axes[len(metrics) - 1])
     fig.suptitle(f"Random baselines vs ratio, {MODALITY_LABELS.get(modality, modality)}, "
@@ -257,7 +266,7 @@ def metrics_over_steps(metrics: xr.Dataset, baselines: xr.Dataset | None = None,
                     ax.axhline(base, ls="--", lw=1, color=color)
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(METRIC_LABELS.get(name, name))
-        ax.set_ylabel("normalized value")
+        ax.set_ylabel(metric_axis_label(name))
         _steps_axis(ax, steps)
     _legend_panel(axes[-1], axes[0])
     axes[-1].text(0.5, 0.05, "dashed: random mask vs random subspace\n(synthetic study, OB, largest D)",
