@@ -238,9 +238,20 @@ def eigen_settings(wildcards):
     return {k: v for k, v in eigen.items() if k not in ("steps", "threads")}
 
 
+EXACT_ONLY = ("exact", "exact_steps", "exact_k", "exact_dtype")
+
+
+def sketch_settings(wildcards):
+    """What a SEIGH job depends on: the eigen settings less those of the exact solve."""
+    return {k: v for k, v in eigen_settings(wildcards).items() if k not in EXACT_ONLY}
+
+
 def exact_settings(wildcards):
-    """What the exact solve depends on: the eigen settings less those of the sketch."""
-    return {k: v for k, v in eigen_settings(wildcards).items() if k not in ("sketch", "aposteriori_samples")}
+    """What the exact solve depends on: the eigen settings less those of the sketch, its products
+    in ``eigen.exact_dtype`` (float64: the reference is built from float64 products)."""
+    eigen = eigen_settings(wildcards)
+    settings = {k: v for k, v in eigen.items() if k not in ("sketch", "aposteriori_samples") + EXACT_ONLY}
+    return {**settings, "dtype": eigen["exact_dtype"]}
 
 
 def shard_stores(wildcards):

@@ -6,7 +6,7 @@
 
 EIGEN_JOB = dict(
     params=dict(
-        eigen=eigen_settings,
+        eigen=sketch_settings,
         samples=lambda wc: experiment(wc)["hessian"][f"{wc.split}_samples"],
         experiment=training_settings,
     ),

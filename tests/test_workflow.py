@@ -1,5 +1,7 @@
 """The Snakemake workflow: lint, dry-runs, and a tiny synthetic study end to end."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -135,6 +137,8 @@ def test_eigen_and_metrics_end_to_end(synthetic_run):
         assert store["eigenvectors"].dims == ("param", "eigenpair")
         assert store["eigenvectors"].dtype == np.float32 and store.sizes["eigenpair"] == k
         assert store["eigenvectors"].encoding["chunks"] == (2146, 64)  # row_chunk x vector_chunk
+        # the exact reference is built from float64 products, the sketch from the study's float32
+        assert json.loads(store.attrs["settings"])["dtype"] == ("float64" if method == "exact" else "float32")
         values = store["eigenvalues"].values
         assert np.all(np.diff(np.abs(values)) <= 1e-12)  # descending |lambda|
         assert store.attrs["products"] in (240, 2146)
