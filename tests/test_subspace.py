@@ -180,6 +180,24 @@ def test_quadratic_well_dataset_has_a_phase_transition():
     assert np.all(np.diff(dstar[np.isfinite(dstar)]) <= 0)  # larger eps, fewer dimensions
 
 
+
+def test_quadratic_well_threshold_is_read_on_every_d():
+    """The stored grid is coarse (1, 10, 40); d* comes from every d = 1..D, so it takes values
+    between the grid points instead of rounding up to the next one, and equals the full-grid
+    reading of the same runs."""
+    quad = {"dim": 40, "spectra": [{"name": "bulk", "kind": "bulk", "low": 1e-3, "high": 1.0}],
+            "radii": [1.0, 3.0], "dims": [1, 10, 40], "eps": {"low": 1e-3, "high": 0.3, "num": 8},
+            "runs": 4, "delta": 0.1, "seed": 2}
+    coarse = S.quadratic_well_dataset(quad)
+    full = S.quadratic_well_dataset({**quad, "dims": None})
+    assert list(coarse["d"].values) == [1, 10, 40] and full.sizes["d"] == 40
+    np.testing.assert_array_equal(coarse["threshold_dimension"].values, full["threshold_dimension"].values)
+    dstar = coarse["threshold_dimension"].values
+    assert not set(dstar[np.isfinite(dstar)].astype(int)) <= {1, 10, 40}  # the grid does not decide d*
+    np.testing.assert_allclose(coarse["threshold_gap"], coarse["threshold_dimension"] - coarse["threshold_bound"])
+    assert coarse.attrs["max_gap"] == pytest.approx(float(np.nanmax(coarse["threshold_gap"])))
+
+
 def _chunk(method, d, runs, value):
     results = [S.SubspaceResult(0.1, value + r / 100, 0.2, value, np.zeros(3), np.zeros(1)) for r in runs]
     return S._results_dataset(results, runs, {"method": [method], "d": [d]})
