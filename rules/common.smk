@@ -59,7 +59,14 @@ def synthetic_targets():
 
 # ---------------------------------------------------------------- experiments
 
-from hessmask.config import checkpoint_steps, eigen_steps, exact_k, exact_steps, hessian_splits  # noqa: E402
+from hessmask.config import (
+    checkpoint_steps,
+    eigen_steps,
+    exact_k,
+    exact_steps,
+    experiment_classes,
+    hessian_splits,
+)  # noqa: E402
 from hessmask.training import segment_bounds  # noqa: E402
 
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}

@@ -27,6 +27,9 @@ rule step_metrics:
         methods=lambda wc: eigen_methods(experiment(wc), wc.step),
         rho=experiment_key("masks", "rho"),
         metrics=experiment_key("metrics"),
+        masks=experiment_key("masks"),
+        model=experiment_key("model"),
+        classes=lambda wc: experiment_classes(experiment(wc)),
     script:
         "../scripts/step_metrics.py"
 

@@ -77,6 +77,8 @@ rule mask_statistics:
     conda:
         "../envs/cpu.yaml"
     params:
-        rho=lambda wc: experiment(wc)["masks"]["rho"],
+        masks=experiment_key("masks"),
+        model=experiment_key("model"),
+        classes=lambda wc: experiment_classes(experiment(wc)),
     script:
         "../scripts/mask_statistics.py"

@@ -2,11 +2,14 @@
 
 from hessmask.jobs import setup_logging
 from hessmask.masks import mask_statistics
+from hessmask.models import excluded_parameters
 from hessmask.store import open_dataset, provenance, write_dataset
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 params = open_dataset(sm.input[0])
-ds = mask_statistics(params["params"], sm.params.rho)
-ds.attrs.update(provenance({"rho": sm.params.rho}))
+masks = sm.params.masks
+excluded = excluded_parameters(sm.params.model, masks["exclude"], sm.params.classes)
+ds = mask_statistics(params["params"], masks["rho"], masks["ties"], masks["seed"], excluded)
+ds.attrs.update(provenance(masks))
 write_dataset(ds, sm.output[0])

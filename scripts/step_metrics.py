@@ -3,6 +3,7 @@
 import json
 
 from hessmask.jobs import setup_logging
+from hessmask.models import excluded_parameters
 from hessmask.store import open_dataset, provenance, write_dataset
 from hessmask.study import step_metrics
 from hessmask.training import Checkpoint
@@ -14,7 +15,10 @@ stores = {method: open_dataset(path, load=False) for method, path in zip(sm.para
 frobenius = None
 if "seigh" in stores and "aposteriori" in stores["seigh"].attrs:
     frobenius = json.loads(stores["seigh"].attrs["aposteriori"])["frobenius_norm"]
+masks = sm.params.masks
+excluded = excluded_parameters(sm.params.model, masks["exclude"], sm.params.classes)
 ds = step_metrics(theta, stores, sm.params.rho, sm.params.metrics["random_masks"],
-                  sm.params.metrics["seed"] + int(sm.wildcards.step), frobenius, sm.params.row_chunk)
+                  sm.params.metrics["seed"] + int(sm.wildcards.step), frobenius, sm.params.row_chunk,
+                  masks["ties"], masks["seed"], excluded)
 ds.attrs.update(provenance(sm.params.metrics, split=sm.wildcards.split, step=int(sm.wildcards.step)))
 write_dataset(ds, sm.output[0])

@@ -123,6 +123,11 @@ MODEL_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet1
 MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2146, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
 
 
+def experiment_classes(exp: Mapping[str, Any]) -> int:
+    """The number of classes of an experiment's data (the model's default for synthetic data)."""
+    return NUM_CLASSES.get(exp["dataset"], MODEL_CLASSES[exp["model"]])
+
+
 def eigen_steps(exp: Mapping[str, Any]) -> list[int]:
     """The record steps whose Hessians are decomposed."""
     steps = exp["eigen"]["steps"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -204,6 +205,38 @@ def build_model(name: str, seed: int, classes: int | None = None) -> nn.Module:
 def num_parameters(model: nn.Module) -> int:
     """D: the number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+#: parameter groups a magnitude mask can leave out (config key masks.exclude)
+PARAMETER_GROUPS = ("normalization_scales", "biases")
+_NORMALIZATION = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+
+
+def parameter_groups(name: str, classes: int | None = None) -> dict[str, np.ndarray]:
+    """Boolean (D,) masks of the parameter groups, in the flattened ``model.parameters()`` order:
+    ``normalization_scales`` (the weights of normalization layers) and ``biases`` (every bias)."""
+    model = build_model(name, seed=0, classes=classes)
+    norm_weights = {id(m.weight) for m in model.modules() if isinstance(m, _NORMALIZATION) and m.weight is not None}
+    groups = {group: [] for group in PARAMETER_GROUPS}
+    for pname, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        size = param.numel()
+        groups["normalization_scales"].append(np.full(size, id(param) in norm_weights))
+        groups["biases"].append(np.full(size, pname.endswith("bias")))
+    return {group: np.concatenate(parts) for group, parts in groups.items()}
+
+
+def excluded_parameters(name: str, groups: list[str] | tuple[str, ...],
+                        classes: int | None = None) -> np.ndarray | None:
+    """The union of the named parameter groups as a boolean (D,), or None for no group."""
+    if not groups:
+        return None
+    masks = parameter_groups(name, classes)
+    unknown = sorted(set(groups) - set(masks))
+    if unknown:
+        raise ValueError(f"unknown parameter groups {unknown}; known: {list(PARAMETER_GROUPS)}")
+    return np.logical_or.reduce([masks[g] for g in groups])
 
 
 def main() -> None:

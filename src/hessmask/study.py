@@ -28,7 +28,7 @@ from hessmask.curvature import OPERATORS, CurvatureOperator
 from hessmask.data import class_balanced_indices
 from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
 from hessmask.jobs import Progress
-from hessmask.masks import energy_concentration, k_of_rho
+from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnitude_order
 from hessmask.store import StoreWriter, open_dataset, write_dataset
 from hessmask.training import Checkpoint
 
@@ -325,18 +325,22 @@ def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int) -> 
 
 def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos: Sequence[float],
                  random_masks: int, seed: int, frobenius: float | None = None,
-                 row_chunk: int = 65536) -> xr.Dataset:
+                 row_chunk: int = 65536, ties: str = "lowest_index", tie_seed: int = 0,
+                 excluded: np.ndarray | None = None) -> xr.Dataset:
     """All per-(step, split) comparisons of the magnitude masks with each method's eigenspaces.
 
     The stores may be opened lazily: only the rows of the K largest |theta| (and of the random
     masks) of the first K eigenvectors are read. ``frobenius``: an estimate of ||H||_F (from the
     a-posteriori products) to normalize the spectrum concentration of methods that do not see the
-    whole spectrum. Where an exact store is among them, each method's accuracy is measured against
+    whole spectrum. ``ties``, ``tie_seed`` and ``excluded`` decide the magnitude masks
+    (``hessmask.masks.magnitude_order``); ``boundary_ties`` (rho) counts the members of each mask
+    that the tie rule chose. Where an exact store is among them, each method's accuracy is measured against
     it: the overlap of its top-k eigenspace with the exact one for every k (1 = the same subspace)
     and the relative error of each eigenvalue.
     """
     dim = theta.size
-    magnitude_order = np.argsort(-np.abs(theta.astype(np.float64)), kind="stable")
+    order = magnitude_order(theta, ties, tie_seed, excluded)
+    tied = np.array([boundary_ties(theta, order, k_of_rho(dim, rho), excluded) for rho in rhos])
     methods = list(eigen_stores)
     k_all = max(s.sizes["eigenpair"] for s in eigen_stores.values())
     ks = np.arange(1, k_all + 1)
@@ -348,14 +352,15 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
     eigenvalues = np.full((len(methods), k_all), np.nan)
     rng = np.random.default_rng(seed)
     # the first k_all entries of uniformly random orders (O(k_all) memory each, not O(D))
-    random_orders = [rng.choice(dim, size=k_all, replace=False) for _ in range(random_masks)]
+    pool = np.arange(dim) if excluded is None else np.flatnonzero(~np.asarray(excluded, dtype=bool))
+    random_orders = [pool[rng.choice(pool.size, size=k_all, replace=False)] for _ in range(random_masks)]
     for m, name in enumerate(methods):
         store = eigen_stores[name]
         values = store["eigenvalues"].values
         k = values.size
         eigenvalues[m, :k] = values
-        rows = gather_rows(store["eigenvectors"], [magnitude_order] + random_orders, k)
-        overlap[m, :k] = nested_overlap(magnitude_order, rows[0])
+        rows = gather_rows(store["eigenvectors"], [order] + random_orders, k)
+        overlap[m, :k] = nested_overlap(order, rows[0])
         baseline = np.stack([nested_overlap(order, r) for order, r in zip(random_orders, rows[1:])])
         random_mean[m, :k] = baseline.mean(axis=0)
         random_std[m, :k] = baseline.std(axis=0, ddof=1) if random_masks > 1 else 0.0
@@ -384,6 +389,7 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
             value_error[m, :k] = np.abs(eigenvalues[m, :k] - ref_values[:k]) / np.abs(ref_values[:k])
     ds = xr.Dataset(
         {
+            "boundary_ties": (("rho",), tied),
             "eigenspace_accuracy": (("method", "k"), accuracy),
             "eigenvalue_relative_error": (("method", "eigenpair"), value_error),
             "overlap": (("method", "k"), overlap),
@@ -426,6 +432,8 @@ def describe(ds: xr.Dataset, dim: int) -> None:
         "kappa_spectrum": ("1", "energy concentration of the spectrum: ||lambda_top||/||lambda|| over the top "
                                 "rho D eigenvalues"),
         "eigenvalues": ("nats / parameter^2", "leading eigenvalues by descending |lambda|"),
+        "boundary_ties": ("count", "members of the magnitude mask at k = round(rho D) tied in |theta| with the first "
+                                   "entry left out: chosen by the tie rule (masks.ties), not by magnitude"),
         "eigenspace_accuracy": ("1", "overlap (1/k)||U_exact,k^T U_k||_F^2 of the method's top-k eigenspace with the "
                                 "exact one (1 = the same subspace; NaN where no exact solve ran)"),
         "eigenvalue_relative_error": ("1", "|lambda - lambda_exact| / |lambda_exact| of each leading eigenvalue"),
