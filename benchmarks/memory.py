@@ -13,9 +13,11 @@ shape; memory does not depend on how many samples a product sums over beyond one
   overlay's residual pairs and a-posteriori products on the real network.
 - ``metrics``: ``study.step_metrics`` on that eigen store (20 random masks, the overlay's rho).
 
-For 3c3d (D = 895,210), All-CNN-C (D = 1,387,108) and ResNet-18 (D = 11,689,512), s in {64, 128, 256} at the default row
+For 3c3d (D = 895,210), All-CNN-C (D = 1,387,108) and ResNet-18 (D = 11,689,512), s in {64, 128, 256}
+(3c3d's solve and metrics also at s in {512, 1000}) at the default row
 chunk c = 65536, and the solve also at c in {16384, 262144} for s = 128. A least-squares model
-RSS = a + b s + g c s (MB) per (network, job) is projected to the paper's s (1000 and 1500).
+RSS = a_network + b s + g c s (MB) per job (b, g shared by the networks, non-negative) is
+projected to the paper's s (1000 and 1500).
 With ``--paper-run`` it also runs 3c3d at the paper's sketch (outer 1000, inner 2000, 4 shards)
 through the Snakemake DAG on this machine and records each job's max RSS and wall time from
 Snakemake's benchmark records.
@@ -141,23 +143,60 @@ def peak_rss(job: str, network: str, outer: int, row_chunk: int, folder: Path) -
 
 
 def fit(rows: list[dict]) -> dict:
-    """Least squares RSS = a + b s + g c s (MB) over the measured rows of one (network, job)."""
+    """Non-negative least squares over every network of one job: RSS = a_network + b s + g c s (MB).
+
+    The intercept is the network's (model, activations, D-sized vectors); the s and c s terms
+    are the code's (the t x s sketches, the c x s row chunk and its QR), the same for every
+    network, so they are fitted jointly: at s <= 256 a single network's D-sized terms and their
+    noise (a few hundred MB at ResNet-18 scale) would hide them. Memory does not shrink as s
+    grows, so b, g >= 0.
+    """
+    from scipy.optimize import nnls
+
+    networks = sorted({r["network"] for r in rows})
     s = np.array([r["outer"] for r in rows], dtype=float)
     c = np.array([r["row_chunk"] for r in rows], dtype=float)
     y = np.array([r["peak_rss_mb"] for r in rows])
-    design = np.stack([np.ones_like(s), s, c * s / 1e6], axis=1)
-    if len(set(c)) == 1:  # no row-chunk sweep: the c s term is folded into b
-        design = design[:, :2]
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    coef = np.append(coef, 0.0) if coef.size == 2 else coef
-    residual = float(np.max(np.abs(design @ coef[: design.shape[1]] - y)))
-    return {"a_mb": float(coef[0]), "b_mb_per_column": float(coef[1]),
-            "g_mb_per_million_chunk_columns": float(coef[2]), "max_abs_residual_mb": residual}
+    columns = [np.array([r["network"] == n for r in rows], dtype=float) for n in networks] + [s]
+    sweep = len(set(c)) > 1
+    if sweep:  # without a row-chunk sweep the c s term is folded into b
+        columns.append(c * s / 1e6)
+    design = np.stack(columns, axis=1)
+    coef, _ = nnls(design, y)
+    residual = float(np.max(np.abs(design @ coef - y)))
+    return {"a_mb": {n: float(v) for n, v in zip(networks, coef[: len(networks)])},
+            "b_mb_per_column": float(coef[len(networks)]),
+            "g_mb_per_million_chunk_columns": float(coef[len(networks) + 1]) if sweep else 0.0,
+            "max_abs_residual_mb": residual}
 
 
-def predict(model: dict, outer: int, row_chunk: int = DEFAULT_CHUNK) -> float:
-    return (model["a_mb"] + model["b_mb_per_column"] * outer
+def predict(model: dict, network: str, outer: int, row_chunk: int = DEFAULT_CHUNK) -> float:
+    return (model["a_mb"][network] + model["b_mb_per_column"] * outer
             + model["g_mb_per_million_chunk_columns"] * row_chunk * outer / 1e6)
+
+
+def summarize(rows: list[dict], previous_paper_run: dict | None = None) -> dict:
+    """Models, projections to the papers' s and the 24 GB checks from the measured rows."""
+    measured = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
+    models = {job: fit([r for r in rows if r["job"] == job]) for job in ("shard", "solve", "metrics")}
+    projections = {f"{network}/{job}": {"outer": NETWORKS[network]["paper_outer"],
+                                        "projected_peak_rss_mb": round(predict(models[job], network,
+                                                                               NETWORKS[network]["paper_outer"]), 1)}
+                   for network in measured for job in models}
+    result = {"measured": rows, "models": models, "projections_at_paper_s": projections}
+    if "resnet18" in measured:
+        result["resnet18_shard_and_solve_within_24gb"] = all(
+            projections[f"resnet18/{job}"]["projected_peak_rss_mb"] <= 24_000 for job in ("shard", "solve"))
+    if previous_paper_run:
+        result["paper_sketch_3c3d"] = previous_paper_run
+    if "paper_sketch_3c3d" in result and "3c3d" in measured:
+        run = result["paper_sketch_3c3d"]
+        result["paper_sketch_3c3d_within_24gb"] = max(run["peak_rss_mb"].values()) <= 24_000
+        # the model against a job it never saw (note: the run's shards use block_size 50, not 100)
+        result["paper_sketch_3c3d_model_check"] = {
+            job: {"measured_mb": run["peak_rss_mb"][rule], "model_mb": round(predict(models[job], "3c3d", 1000), 1)}
+            for job, rule in (("shard", "eigen_measure"), ("solve", "eigen_solve"), ("metrics", "step_metrics"))}
+    return result
 
 
 def paper_run(folder: Path) -> dict:
@@ -187,16 +226,21 @@ def paper_run(folder: Path) -> dict:
                             for kind in ("eigen_measure", "eigen_solve", "step_metrics", "metrics_aggregate")}}
 
 
+#: s at which only the solve and metrics jobs are measured (a shard's memory does not depend on
+#: s, which the s <= 256 rows show): 3c3d up to the paper's s, where the s-terms dominate
+SOLVE_ONLY_SIZES = {"3c3d": [512, 1000]}
+
+
 def measure(networks: list[str], sizes: list[int], tmp: Path) -> list[dict]:
     """Peak RSS of the shard, solve and metrics jobs for each network and s (and row chunks)."""
     rows = []
     for network in networks:
-        for outer in sizes:
+        for outer in sizes + [n for n in SOLVE_ONLY_SIZES.get(network, []) if n not in sizes]:
             chunks = [DEFAULT_CHUNK] + ([16384, 262144] if outer == 128 else [])
             for row_chunk in chunks:
                 folder = Path(tmp, f"{network}-{outer}-{row_chunk}")
                 folder.mkdir()
-                if row_chunk == DEFAULT_CHUNK:
+                if row_chunk == DEFAULT_CHUNK and outer in sizes:
                     rows.append(peak_rss("shard", network, outer, row_chunk, folder))
                 peak_rss("fabricate", network, outer, row_chunk, folder)
                 rows.append(peak_rss("solve", network, outer, row_chunk, folder))
@@ -212,6 +256,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3c3d only, s in {64, 128}")
     parser.add_argument("--paper-run", action="store_true", help="also run 3c3d at outer 1000 / inner 2000 end to end")
     parser.add_argument("--networks", nargs="+", choices=list(NETWORKS), help="measure only these networks")
+    parser.add_argument("--sizes", nargs="+", type=int, help="outer sizes s to measure (default 64 128 256)")
+    parser.add_argument("--refit", action="store_true",
+                        help="measure nothing: refit the models of the existing memory.json")
     parser.add_argument("--merge", action="store_true",
                         help="keep the measurements (and paper run) of the existing memory.json for what is not rerun")
     parser.add_argument("--worker")
@@ -224,33 +271,22 @@ def main() -> None:
         worker(args.worker, args.network, args.outer, args.row_chunk, args.folder)
         return
     networks = args.networks or (["3c3d"] if args.quick else list(NETWORKS))
-    sizes = [64, 128] if args.quick else [64, 128, 256]
-    previous = json.loads(OUT.read_text()) if args.merge and OUT.exists() else {}
+    sizes = args.sizes or ([64, 128] if args.quick else [64, 128, 256])
+    previous = json.loads(OUT.read_text()) if (args.merge or args.refit) and OUT.exists() else {}
+    if args.refit:
+        networks = []
     with tempfile.TemporaryDirectory(prefix="hessmask-memory-", dir=REPO / "results") as tmp:
-        rows = [r for r in previous.get("measured", []) if r["network"] not in networks] + measure(networks, sizes, tmp)
-        measured = [n for n in NETWORKS if any(r["network"] == n for r in rows)]
-        models, projections = {}, {}
-        for network in measured:
-            for job in ("shard", "solve", "metrics"):
-                model = fit([r for r in rows if r["network"] == network and r["job"] == job])
-                models[f"{network}/{job}"] = model
-                projections[f"{network}/{job}"] = {
-                    "outer": NETWORKS[network]["paper_outer"],
-                    "projected_peak_rss_mb": round(predict(model, NETWORKS[network]["paper_outer"]), 1)}
-        result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                              "load_average_at_end": os.getloadavg()},
-                  "measured": rows, "models": models, "projections_at_paper_s": projections}
-        if "resnet18" in measured:
-            result["resnet18_shard_and_solve_within_24gb"] = all(
-                projections[f"resnet18/{job}"]["projected_peak_rss_mb"] <= 24_000 for job in ("shard", "solve"))
+        new = [] if args.refit else measure(networks, sizes, tmp)
+        fresh = {(r["job"], r["network"], r["outer"], r["row_chunk"]) for r in new}
+        rows = [r for r in previous.get("measured", [])
+                if (r["job"], r["network"], r["outer"], r["row_chunk"]) not in fresh] + new
+        paper = previous.get("paper_sketch_3c3d")
         if args.paper_run:
             folder = Path(tmp, "paper_run")
             folder.mkdir()
-            result["paper_sketch_3c3d"] = paper_run(folder)
-        elif "paper_sketch_3c3d" in previous:
-            result["paper_sketch_3c3d"] = previous["paper_sketch_3c3d"]
-        if "paper_sketch_3c3d" in result:
-            result["paper_sketch_3c3d_within_24gb"] = max(result["paper_sketch_3c3d"]["peak_rss_mb"].values()) <= 24_000
+            paper = paper_run(folder)
+        result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                              "load_average_at_end": os.getloadavg()}, **summarize(rows, paper)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {OUT}")
