@@ -269,16 +269,19 @@ def seigh_measure(operator: LinearOperator, spec: SketchSpec, start: int, stop: 
     return Measurements(start, stop, inner, right, outer, operator.num_products - used0, time.perf_counter() - t0)
 
 
-def seigh_merge(parts: Sequence[Measurements], spec: SketchSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate shards (any order) into (Z: t x t, Psi_R Y: t x s); checks they tile [0, t)."""
-    parts = check_tiling(parts, spec)
+def seigh_merge(parts: Sequence[Measurements], spec: SketchSpec,
+                names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate shards (any order) into (Z: t x t, Psi_R Y: t x s); checks they tile [0, t)
+    (``names``: what to call each part in the error, e.g. its store)."""
+    parts = [parts[i] for i in tiling_order(parts, spec, names)]
     inner = np.concatenate([p.inner for p in parts], axis=1)
     right = np.concatenate([p.right for p in parts if p.right.shape[1]], axis=1)
     return inner, right
 
 
-def check_tiling(parts: Sequence[Any], spec: SketchSpec, names: Sequence[str] | None = None) -> list:
-    """Sort measurement ranges (anything with ``start``/``stop``) and check they tile [0, t)."""
+def tiling_order(parts: Sequence[Any], spec: SketchSpec, names: Sequence[str] | None = None) -> list[int]:
+    """The order of measurement ranges (anything with ``start``/``stop``) by start, after checking
+    that they tile [0, t)."""
     order = sorted(range(len(parts)), key=lambda i: parts[i].start)
     position = 0
     for i in order:
@@ -288,7 +291,7 @@ def check_tiling(parts: Sequence[Any], spec: SketchSpec, names: Sequence[str] | 
         position = parts[i].stop
     if position != spec.inner:
         raise SolverError(f"measurement shards end at {position}, expected {spec.inner}: a shard is missing")
-    return [parts[i] for i in order]
+    return order
 
 
 class RowSource(Protocol):

@@ -1,11 +1,14 @@
 """The mask-eigenspace study, one function per workflow job (seed 000 section 5; TMLR paper).
 
-Each function takes plain values (config dicts, paths, Datasets) and returns an xarray Dataset the
-workflow script writes; nothing here knows about Snakemake.
+Each function takes plain values (config dicts, paths, Datasets); the eigen jobs write their
+stores themselves (streaming, in parts), the others return a Dataset the workflow script writes.
+Nothing here knows about Snakemake.
 
 - ``hessian_operator``: the curvature operator of a checkpoint over a class-balanced subset.
-- ``exact_store`` / ``shard_store`` / ``sketch_store``: eigen stores (eigenvalues, eigenvectors
-  as float32 (param, k), diagnostics) from the exact solver or from merged SEIGH shards.
+- ``exact_store``: the exact eigen store (eigenvalues, eigenvectors float32 (param, eigenpair)).
+- ``measure_shard`` / ``ShardStore``: one SEIGH measurement shard, written as it is measured.
+- ``solve_store``: merged shards -> the SEIGH eigen store, streaming over row chunks, with
+  residuals, the a-posteriori error and the measured orthogonality error.
 - ``step_metrics``: overlap of the step's magnitude masks with each method's top-k eigenspace for
   every k, random-mask baselines, the seven Grassmannian metrics at each rho, spectrum statistics.
 - ``combine_metrics`` and ``eigenspace_pairs``: the per-experiment ``metrics.zarr``.
@@ -226,10 +229,8 @@ def open_shards(paths: Sequence[str | Path], eigen: Mapping[str, Any],
     for part, path in zip(parts, paths):
         if part.inner.shape != (spec.inner, part.stop - part.start):
             raise E.SolverError(f"shard store {path} is truncated: inner sketch of shape {part.inner.shape}")
-    E.check_tiling(parts, spec, [str(p) for p in paths])
-    order = sorted(range(len(parts)), key=lambda i: parts[i].start)
-    inner, right = E.seigh_merge([parts[i] for i in order], spec)
-    return inner, right, parts, [paths[i] for i in order]
+    inner, right = E.seigh_merge(parts, spec, [str(p) for p in paths])
+    return inner, right, parts, [paths[i] for i in E.tiling_order(parts, spec)]
 
 
 def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], eigen: Mapping[str, Any], seed: int,
