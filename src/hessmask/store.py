@@ -98,6 +98,14 @@ def _publish(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _to_zarr(ds: xr.Dataset, target: Path, mode: str, encoding: Mapping | None) -> None:
+    """Write ``ds`` into the zarr (v3) folder ``target``, every chunk checksummed."""
+    with warnings.catch_warnings():
+        # fixed-length unicode coordinates (metric, method, split names) are stable in zarr-python
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        ds.to_zarr(target, mode=mode, encoding=_with_checksums(ds, encoding), consolidated=False, zarr_format=3)
+
+
 def write_dataset(ds: xr.Dataset, path: Path | str, encoding: Mapping | None = None) -> Path:
     """Write ``ds`` to a zarr store at ``path`` atomically (temp folder, then rename).
 
@@ -107,10 +115,7 @@ def write_dataset(ds: xr.Dataset, path: Path | str, encoding: Mapping | None = N
     path = Path(path)
     tmp = _temporary(path)
     try:
-        with warnings.catch_warnings():
-            # fixed-length unicode coordinates (metric, method, split names) are stable in zarr-python
-            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-            ds.to_zarr(tmp, mode="w", encoding=_with_checksums(ds, encoding), consolidated=False, zarr_format=3)
+        _to_zarr(ds, tmp, "w", encoding)
         _publish(tmp, path)
     finally:
         if tmp.exists():
@@ -146,9 +151,7 @@ class StoreWriter:
 
     def write(self, ds: xr.Dataset, encoding: Mapping | None = None) -> None:
         """Add the variables and attributes of a small in-memory Dataset."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-            ds.to_zarr(self.tmp, mode="a", encoding=_with_checksums(ds, encoding), consolidated=False, zarr_format=3)
+        _to_zarr(ds, self.tmp, "a", encoding)
 
     def create(self, name: str, dims: tuple[str, ...], shape: tuple[int, ...], chunks: tuple[int, ...],
                dtype: Any) -> zarr.Array:
