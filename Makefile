@@ -52,6 +52,7 @@ clean:
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/eigensolvers.py
+	$(BIN)/python benchmarks/transforms.py
 
 bench-memory: install
 	$(BIN)/python benchmarks/memory.py --paper-run
