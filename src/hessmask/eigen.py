@@ -104,18 +104,16 @@ def residual_norms(operator: LinearOperator, values: np.ndarray, vectors: Any, c
                    block: int | None = None) -> np.ndarray:
     """||H u_i - lambda_i u_i|| for the first ``count`` pairs (costs ``count`` products).
 
-    ``vectors``: a (D, k) array, or a stored matrix with ``columns(start, stop)`` (read in blocks
-    of the operator's ``block_size``, so memory stays O(D x block)).
+    ``vectors``: a (D, k) array or an ``ArrayRows`` (e.g. over a stored zarr array), read in
+    blocks of the operator's ``block_size`` columns, so memory stays O(D x block).
     """
     count = values.size if count is None else min(count, values.size)
+    source = vectors if isinstance(vectors, ArrayRows) else ArrayRows(vectors)
     out = np.zeros(count)
     step = block or getattr(operator, "block_size", count) or count
     for lo in range(0, count, max(step, 1)):
         hi = min(count, lo + step)
-        if hasattr(vectors, "columns"):
-            cols = vectors.columns(lo, hi)
-        else:
-            cols = np.asarray(vectors[:, lo:hi], dtype=np.float64)
+        cols = source.columns(lo, hi)
         block_t = torch.from_numpy(np.ascontiguousarray(cols))
         product = torch.as_tensor(operator.matmat(block_t.to(operator.dtype))).double().cpu().numpy()
         out[lo:hi] = np.linalg.norm(product - cols * values[lo:hi], axis=0)
@@ -305,14 +303,20 @@ class RowSource(Protocol):
 
 
 class ArrayRows:
-    """An in-memory outer sketch behind the ``RowSource`` interface."""
+    """A (D, k) matrix behind the ``RowSource`` interface, read in row or column blocks: an
+    in-memory array, or a zarr array of a store (then only the blocks read are loaded)."""
 
-    def __init__(self, array: np.ndarray):
-        self.array = np.asarray(array)
-        self.dim, self.width = (int(n) for n in self.array.shape)
+    def __init__(self, array: Any):
+        self.array = array
+        self.dim, self.width = (int(n) for n in array.shape)
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as float64."""
         return np.asarray(self.array[start:stop], dtype=np.float64)
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        """Columns start..stop-1 as float64."""
+        return np.asarray(self.array[:, start:stop], dtype=np.float64)
 
 
 def row_chunks(dim: int, chunk: int) -> Iterator[tuple[int, int]]:

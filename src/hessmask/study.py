@@ -257,7 +257,7 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
 
         solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer,
                                    device=eigen["device"])
-        vectors = StoredRows(state["vectors"])
+        vectors = E.ArrayRows(state["vectors"])
         result = E.EigenResult(solution.eigenvalues, None, "seigh", products, timer.timings)
         if eigen["residual_pairs"]:
             with timer.phase("residuals"):
@@ -279,20 +279,6 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
              solution.condition, solution.orthogonality_error,
              json.dumps({n: round(v, 2) for n, v in timer.timings.items()}))
     return ds, timer.timings
-
-
-class StoredRows:
-    """Eigenvectors in a zarr array behind the ``RowSource`` interface (and column reads)."""
-
-    def __init__(self, array: Any):
-        self.array = array
-        self.dim, self.width = (int(n) for n in array.shape)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self.array[start:stop], dtype=np.float64)
-
-    def columns(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self.array[:, start:stop], dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- metrics
