@@ -170,7 +170,7 @@ def slurm_setting(exp, key, gpu):
     to the site profile). GPU jobs take ``gpu_partition`` before ``partition``."""
     keys = ["gpu_partition", key] if key == "partition" and gpu else [key]
     for name in keys:
-        value = (exp or {}).get("resources", {}).get("slurm", {}).get(name) if exp else None
+        value = exp["resources"]["slurm"][name] if exp else None
         value = value if value is not None else os.getenv(SLURM_ENVIRONMENT.get(name, ""), "") or None
         if value is not None:
             return value
@@ -179,9 +179,10 @@ def slurm_setting(exp, key, gpu):
 
 def cluster(stage=None):
     """SLURM resources of the jobs of ``stage`` (train, eigen, dof: per experiment and device;
-    cpu: CPU jobs of an experiment; None: jobs of no experiment). Only settings that something configures become resources of the
-    rule, so a site profile's default-resources and set-resources stay in force for the rest (a
-    rule's resource, even an empty one, would override them)."""
+    cpu: CPU jobs of an experiment; None: jobs of no experiment). Only settings that something
+    configures become resources of the rule, so a site profile's default-resources and
+    set-resources stay in force for the rest (a rule's resource, even an empty one, would
+    override them)."""
     configured = {}
     for key, resource in SLURM_SETTINGS.items():
         if stage is None:
