@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jsonschema
+import numpy as np
 import yaml
+
+from hessmask.data import class_balanced_indices
+from hessmask.masks import k_of_rho
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -231,11 +235,9 @@ def check_data(name: str, exp: Mapping[str, Any], data: Mapping[str, Any]) -> No
     """What would otherwise fail only inside a job, after the queue: a batch larger than the
     training set, a Hessian subset larger than a class has, a missing ImageNet tree or mirror."""
     key, dataset = f"experiments.{name}", exp["dataset"]
-    classes = NUM_CLASSES.get(dataset, MODEL_CLASSES[exp["model"]])
-    if dataset == "synthetic":  # labels 0, 1, ..., C-1, 0, 1, ...: class c has ceil((n - c) / C)
-        n = exp["synthetic_samples"]
-        sizes = (n, n)
-        counts = [max(0, -(-(n - c) // classes)) for c in range(classes)]
+    classes = experiment_classes(exp)
+    if dataset == "synthetic":
+        sizes = (exp["synthetic_samples"],) * 2
     else:
         sizes, smallest = DATASET_SIZES[dataset]
     if exp["train"]["batch_size"] > sizes[0]:
@@ -243,17 +245,15 @@ def check_data(name: str, exp: Mapping[str, Any], data: Mapping[str, Any]) -> No
                           f"training examples of {dataset}")
     for i, split in enumerate(("train", "test")):
         n = exp["hessian"][f"{split}_samples"]
-        per, extra = divmod(n, classes)  # data.class_balanced_indices: the first n mod C classes one more
-        if dataset == "synthetic":
-            short = [c for c in range(classes) if per + (c < extra) > counts[c]]
-            available = counts[short[0]] if short else None
-        else:
-            short = [0] if per + (extra > 0) > smallest[i] else []
-            available = smallest[i]
-        if short:
-            raise ConfigError(f"config key '{key}.hessian.{split}_samples': {n} class-balanced examples need "
-                              f"{per + (extra > 0)} of class {short[0]}; the {split} split of {dataset} has "
-                              f"{available} (raise synthetic_samples or lower the subset)")
+        try:
+            if dataset == "synthetic":  # the job's own selection over the synthetic labels 0, 1, ..., C-1, 0, ...
+                class_balanced_indices(np.arange(sizes[i]) % classes, n, classes)
+            elif -(-n // classes) > smallest[i]:
+                raise ValueError(f"{n} class-balanced examples need {-(-n // classes)} of some class; the smallest "
+                                 f"class has {smallest[i]}")
+        except ValueError as err:
+            raise ConfigError(f"config key '{key}.hessian.{split}_samples': {err} in the {split} split of "
+                              f"{dataset} (raise synthetic_samples or lower the subset)") from None
     if dataset == "imagenet":
         check_imagenet_root(data.get("imagenet_root"))
     mirror = data.get("mirror")
@@ -277,7 +277,7 @@ def check_reported_k(key: str, exp: Mapping[str, Any]) -> None:
     """The k of the summary (``metrics.summary_rho``) is one every method solves for."""
     dim = MODEL_DIMS[exp["model"]]
     rho = exp["metrics"]["summary_rho"]
-    k = max(1, round(rho * dim))
+    k = k_of_rho(dim, rho)
     limits = []
     if exp["eigen"]["sketch"]["enabled"]:
         limits.append((sketch_sizes(exp)[0], f"{key}.eigen.sketch.outer"))
