@@ -12,7 +12,7 @@ log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 model_name, dof = sm.params.model, sm.params.dof
 data = experiment_data(model_name, sm.params.data["dataset"], sm.params.data["synthetic_samples"], sm.params.seed,
-                       sm.input.data, sm.config["data"]["imagenet_root"], sm.config["data"]["loader_workers"])
+                       sm.input.data, sm.config["data"])
 start = Checkpoint.load(sm.input.start)
 theta = start.parameters()
 if sm.rule == "dof_reference":

@@ -14,7 +14,7 @@ log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 exp = sm.params.experiment
 data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                       sm.input.data, sm.config["data"]["imagenet_root"], sm.config["data"]["loader_workers"])
+                       sm.input.data, sm.config["data"])
 directions, end = trajectory_directions(Checkpoint.load(sm.input.start), data, sm.params.steps, sm.params.every)
 expected = Checkpoint.load(sm.input.final).parameters()
 gap = float(np.max(np.abs(end.parameters() - expected)))

@@ -11,7 +11,7 @@ log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
 exp = sm.params.experiment
 data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                       sm.input.data, sm.config["data"]["imagenet_root"], sm.config["data"]["loader_workers"])
+                       sm.input.data, sm.config["data"])
 previous = Checkpoint.load(sm.input.previous) if sm.input.previous else None
 checkpoint, curve = run_segment(exp, data, int(sm.wildcards.step), previous)
 curve.attrs.update(provenance(exp))

@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -34,15 +34,15 @@ def setup_logging(log_files: Sequence[str] | str | None, name: str = "hessmask")
 
 
 def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
-                    prepared: Sequence[str] | None, imagenet_root: str | None, loader_workers: int = 1):
+                    prepared: Sequence[str] | None, data_config: Mapping[str, Any]):
     """The ``Data`` a job of one experiment reads: its prepared npz (the rule's ``data`` input,
-    empty for imagenet and synthetic data), the ImageNet tree, or synthetic inputs of the model's
-    shape (seeded by ``seed``)."""
+    empty for imagenet and synthetic data), the ImageNet tree (``data_config``: the workflow's
+    ``data`` section, for ``imagenet_root`` and ``loader_workers``), or synthetic inputs of the
+    model's shape (seeded by ``seed``)."""
     from hessmask.data import open_experiment_data
     from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
 
-    return open_experiment_data(dataset, (list(prepared or []) or [None])[0],
-                                {"imagenet_root": imagenet_root, "loader_workers": loader_workers},
+    return open_experiment_data(dataset, (list(prepared or []) or [None])[0], data_config,
                                 INPUT_SHAPES[model], DEFAULT_CLASSES[model], synthetic_samples, seed)
 
 
@@ -56,7 +56,7 @@ def hessian_job(params, inputs, wildcards, config):
 
     exp = params.experiment
     data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                           inputs.data, config["data"]["imagenet_root"], config["data"]["loader_workers"])
+                           inputs.data, config["data"])
     checkpoint = Checkpoint.load(inputs.checkpoint, map_location="cpu")
     operator = hessian_operator(checkpoint, data, wildcards.split, params.samples, params.eigen)
     logging.getLogger("hessmask").info("D = %d, %d examples of %s, step %s", operator.dim, operator.num_examples,
