@@ -132,18 +132,37 @@ def test_numbers_written_as_yaml_strings_are_numbers():
         validate_config({"synthetic": {"samples": "3.5"}})  # a float string is still no integer
 
 
-CONDA_TO_PIP = {"pytorch": "torch", "pytorch-gpu": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn"}
+def _pins(lines):
+    """name -> version of the `name==version` lines (local version tags such as +cpu dropped)."""
+    import re
+
+    pins = {}
+    for line in lines:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^+\s]+)(\+\S+)?", line.strip())
+        if match:
+            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return pins
 
 
 @pytest.mark.parametrize("env", ["cpu.yaml", "gpu.yaml"])
-def test_conda_envs_list_the_package_dependencies(repo, env):
-    """Every dependency of the package (less snakemake, which runs the jobs) is in each conda env."""
+def test_conda_envs_pin_the_tested_dependencies(repo, env):
+    """Each conda env lists exactly the package's dependencies (less snakemake, which runs the jobs),
+    each pinned to the version `make install` installs: constraints.txt, and TORCH_SPEC for torch."""
     import re
     import tomllib
 
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
-    wanted = {re.split(r"[<>=!~ ]", d)[0].lower() for d in project} - {"snakemake"}
+    wanted = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in project} - {"snakemake"}
     conda = yaml.safe_load((repo / "envs" / env).read_text())["dependencies"]
-    names = {re.split(r"[<>=!~ ]", d)[0].lower() for d in conda if isinstance(d, str)}
-    names = {CONDA_TO_PIP.get(n, n) for n in names} - {"python", "cuda-version"}
-    assert names == wanted
+    pip_section = next(d["pip"] for d in conda if isinstance(d, dict))
+    pinned = _pins(pip_section)
+    assert set(pinned) == wanted
+    tested = _pins((repo / "constraints.txt").read_text().splitlines())
+    tested["torch"] = re.search(r"TORCH_SPEC \?= torch==([0-9.]+)", (repo / "Makefile").read_text()).group(1)
+    assert {name: tested[name] for name in wanted} == pinned
+    for spec in project:  # the tested versions satisfy pyproject's ranges
+        name = re.split(r"[<>=!~ \[]", spec)[0].lower()
+        if name in pinned:
+            from packaging.specifiers import SpecifierSet
+
+            assert SpecifierSet(spec[len(name):]).contains(pinned[name]), spec
