@@ -68,3 +68,12 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
     (stale / "x").mkdir(parents=True)
     write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), tmp_path / "s.zarr")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+
+
+def test_strings_read_from_a_store_are_not_truncated_on_write(tmp_path):
+    """A coordinate read as '<U7' and combined with longer names keeps them whole when written."""
+    short = write_dataset(xr.Dataset({"x": ("method", [1.0])}, coords={"method": ["burn_in"]}), tmp_path / "a.zarr")
+    combined = xr.concat([open_dataset(short), xr.Dataset({"x": ("method", [2.0])},
+                                                          coords={"method": ["lottery_subspace"]})], dim="method")
+    written = open_dataset(write_dataset(combined, tmp_path / "b.zarr"))
+    assert list(written["method"].values) == ["burn_in", "lottery_subspace"]

@@ -99,7 +99,15 @@ def _publish(tmp: Path, path: Path) -> None:
 
 
 def _to_zarr(ds: xr.Dataset, target: Path, mode: str, encoding: Mapping | None) -> None:
-    """Write ``ds`` into the zarr (v3) folder ``target``, every chunk checksummed."""
+    """Write ``ds`` into the zarr (v3) folder ``target``, every chunk checksummed.
+
+    A string variable's inherited encoding dtype is dropped: a coordinate read from one store as
+    '<U7' and extended with longer names would otherwise be truncated silently on write.
+    """
+    ds = ds.copy(deep=False)
+    for var in ds.variables.values():
+        if var.dtype.kind in "USO":
+            var.encoding.pop("dtype", None)
     with warnings.catch_warnings():
         # fixed-length unicode coordinates (metric, method, split names) are stable in zarr-python
         warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
