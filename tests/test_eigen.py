@@ -289,3 +289,7 @@ def test_top_overlap_counts_what_a_basis_spans():
     degenerate = np.repeat(vecs[:, :2], k // 2, axis=1) + 1e-3 * vecs[:, 50:60]
     assert E.top_overlap(vecs, vecs[:, ::-1][:, -k:], k) == pytest.approx(1.0)
     assert E.top_overlap(vecs, degenerate, k) < 0.25
+    exactly_repeated = np.repeat(vecs[:, :2], k // 2, axis=1)  # rank 2: QR would complete it arbitrarily
+    assert E.top_overlap(vecs, exactly_repeated, k) == pytest.approx(2 / k)
+    e = np.eye(4)
+    assert E.top_overlap(e[:, :2], e[:, [0, 0]], 2) == pytest.approx(0.5)

@@ -36,14 +36,27 @@ __all__ = ["CurvatureOperator", "HessianOperator", "GGNOperator", "dense_matrix"
 class CurvatureOperator(LinearOperator):
     """A symmetric D x D operator given by products; subclasses define ``_block_product``.
 
+    The curvature is averaged over a fixed data subset (1/N times the sum over the N examples), with
+    the model in eval mode. Products go through ``matmat`` / ``@`` of ``LinearOperator``: a (D, b)
+    block in, a (D, b) tensor in ``dtype`` on ``device`` out, b products counted in ``num_products``.
+
     Args:
         model: the network; its parameters define theta (``model.parameters()`` order) and its
             buffers are used as they are (the model is put in eval mode).
-        inputs, labels: the data subset the curvature is averaged over.
+        inputs, labels: the data subset the curvature is averaged over: inputs an (N, ...) float
+            tensor (cast to ``dtype``), labels an (N,) integer tensor of class indices in [0, C).
         dtype: float32 or float64 for the products (the operator works on its own copy of the model).
         device: where products are computed.
-        block_size: vectors per vectorized product (memory grows with it).
-        data_chunk: examples per forward pass (memory grows with it).
+        block_size: vectors per vectorized product (memory grows with it), >= 1.
+        data_chunk: examples per forward pass (memory grows with it); None or 0: all N at once.
+    Attributes:
+        dim: D, the number of trainable parameters (those with ``requires_grad``).
+        num_examples: N.
+        num_products: products taken so far.
+    Raises:
+        ValueError: if block_size < 1 or the data subset is empty.
+    Implements docs/science.md, section "Parameters" (theta and its order) and section "Settings
+    table" ("Loss and Hessian": mean loss over a fixed subset, eval mode, exact products).
     """
 
     def __init__(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
@@ -71,10 +84,26 @@ class CurvatureOperator(LinearOperator):
         self.num_products = 0
 
     def theta(self) -> torch.Tensor:
-        """The flattened parameters the operator is evaluated at."""
+        """The flattened parameters the operator is evaluated at.
+
+        Returns:
+            (D,) tensor in ``dtype`` on ``device``, in ``model.parameters()`` order (each parameter
+            flattened row-major).
+        Implements docs/science.md, section "Parameters".
+        """
         return torch.cat([p.reshape(-1) for p in self.params.values()])
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split a flat parameter vector into the model's named parameters (the inverse of ``theta``).
+
+        Args:
+            flat: (D,) tensor in ``model.parameters()`` order.
+        Returns:
+            dict from parameter name to a view of ``flat`` with that parameter's shape (no copy).
+        Raises:
+            RuntimeError: if ``flat`` does not have exactly D entries.
+        Implements docs/science.md, section "Parameters".
+        """
         return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.sizes), self.shapes)}
 
     def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +130,13 @@ class CurvatureOperator(LinearOperator):
 
 
 class HessianOperator(CurvatureOperator):
-    """The Hessian of the mean cross-entropy over the subset (forward-over-reverse, vmapped)."""
+    """The Hessian of the mean cross-entropy over the subset (forward-over-reverse, vmapped).
+
+    H = d^2/dtheta^2 (1/N) sum_n CE(f(x_n; theta), y_n); products H V are exact (Pearlmutter 1994),
+    ``torch.func.jvp`` of ``torch.func.grad``. Takes the arguments of ``CurvatureOperator``.
+
+    Implements docs/science.md, section "Settings table" ("Loss and Hessian").
+    """
 
     def _block_product(self, vectors: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         theta = self.theta()
@@ -118,7 +153,14 @@ class HessianOperator(CurvatureOperator):
 
 
 class GGNOperator(CurvatureOperator):
-    """The generalized Gauss-Newton J^T H_out J of the mean cross-entropy (positive semi-definite)."""
+    """The generalized Gauss-Newton J^T H_out J of the mean cross-entropy (positive semi-definite).
+
+    G = (1/N) sum_n J_n^T (diag(p_n) - p_n p_n^T) J_n, with J_n the Jacobian of the logits of example n
+    and p_n its softmax (Schraudolph 2002). Takes the arguments of ``CurvatureOperator``.
+
+    Implements no step of docs/science.md: the papers' settings use the Hessian (section "Settings
+    table", "Loss and Hessian"); this is an alternative curvature with the same interface.
+    """
 
     def _block_product(self, vectors: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         theta = self.theta()
@@ -137,12 +179,28 @@ class GGNOperator(CurvatureOperator):
         return ggn_vp(vectors[0])[None] if len(vectors) == 1 else vmap(ggn_vp)(vectors)
 
 
+#: curvature operator classes by their configuration name
 OPERATORS: dict[str, type[CurvatureOperator]] = {"hessian": HessianOperator, "ggn": GGNOperator}
 
 
 def dense_matrix(operator: CurvatureOperator | Callable, dim: int | None = None, block: int = 256,
                  dtype: torch.dtype = torch.float64, progress: Callable | None = None) -> torch.Tensor:
-    """The D x D matrix of an operator from batched products with identity blocks, symmetrized."""
+    """The D x D matrix of an operator from batched products with identity blocks, symmetrized.
+
+    Costs D products; the result (H + H^T) / 2 holds D^2 numbers.
+
+    Args:
+        operator: the operator, any object that supports ``operator @ block`` for a (D, b) tensor
+            (a ``LinearOperator``); it also needs a ``dim`` attribute when ``dim`` is None.
+        dim: D (None: ``operator.dim``).
+        block: identity columns per batched product, >= 1.
+        dtype: dtype of the returned matrix (the identity blocks use the operator's own ``dtype``).
+        progress: optional callable receiving the number of products of each block.
+    Returns:
+        (D, D) tensor in ``dtype`` on the CPU, symmetric.
+    Implements docs/science.md, section "Settings table" ("Loss and Hessian": the exact reference
+    assembles the dense matrix from D products).
+    """
     dim = operator.dim if dim is None else dim
     out = torch.empty((dim, dim), dtype=dtype)
     eye_dtype = getattr(operator, "dtype", dtype)
@@ -157,10 +215,22 @@ def dense_matrix(operator: CurvatureOperator | Callable, dim: int | None = None,
 
 
 def check_symmetric(operator: LinearOperator, dim: int, seed: int = 0, trials: int = 2, rtol: float = 1e-3) -> float:
-    """Cheap symmetry check on random vectors: |u^T H v - v^T H u| relative to ||u|| ||H v||.
+    """Cheap symmetry check on random vectors: |u^T H v - v^T H u| relative to ||u|| max(||H u||, ||H v||).
 
     Costs 2 * trials products. Raises ValueError naming the discrepancy if it exceeds ``rtol``;
     returns the largest relative discrepancy otherwise.
+
+    Args:
+        operator: the (D, D) operator, anything that supports ``operator @ block`` for a (D, 2) tensor.
+        dim: D.
+        seed: seed of the standard Gaussian vectors u, v (float64).
+        trials: number of (u, v) pairs, >= 0 (0 checks nothing and returns 0.0).
+        rtol: the largest relative discrepancy accepted, > 0.
+    Returns:
+        the largest relative discrepancy over the trials, a float >= 0.
+    Raises:
+        ValueError: if the discrepancy exceeds ``rtol`` (the operator is not symmetric).
+    Implements the precondition of docs/science.md, section "SEIGH step by step" (a symmetric operator H).
     """
     gen = torch.Generator().manual_seed(seed)
     worst = 0.0

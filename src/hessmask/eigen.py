@@ -35,16 +35,44 @@ from hessmask.sketch import TestMatrix
 
 log = logging.getLogger(__name__)
 
+#: names of the eigensolvers (the ``method`` of an ``EigenResult``)
 SOLVERS = ("exact", "seigh", "eigsh", "block_krylov")
 
 
 class SolverError(ValueError):
-    """Impossible sizes or an operator the solver cannot handle; the message names the setting."""
+    """Impossible sizes or an operator the solver cannot handle; the message names the setting.
+
+    A ``ValueError`` subclass, so ``except ValueError`` catches it too. The solvers of this module raise it
+    for k outside [1, D] or above the product budget, sketch sizes that do not fit D, measurement shards
+    that do not tile [0, t), non-finite or all-zero Hessian-vector products, and an outer sketch that is
+    zero or of numerical rank below k.
+
+    Implements the input checks of docs/science.md, section "5. SEIGH, the sketched eigensolver".
+    """
 
 
 @dataclass
 class EigenResult:
-    """Top-k eigenpairs (descending |lambda|) and how they were obtained."""
+    """Top-k eigenpairs (descending |lambda|) and how they were obtained.
+
+    The common return type of every solver (``exact``, ``seigh``, ``eigsh``, ``block_krylov``).
+
+    Args:
+        eigenvalues: (k,) float64 array, sorted by descending |lambda| (negative curvature counts as
+            "top"); in the units of the operator (for the loss Hessian: loss per parameter squared).
+        eigenvectors: (D, k) float64 array; column i is the unit eigenvector of ``eigenvalues[i]``.
+        method: the solver's name, one of ``SOLVERS``.
+        products: operator-vector products the solve used (>= 0); the symmetry check of ``seigh`` and
+            the products of the residual norms are not counted.
+        timings: wall time in seconds per named phase (e.g. ``measure``, ``eigh``, ``core``,
+            ``eigenvectors``, ``residuals``).
+        residuals: (count,) float64 array of ||H u_i - lambda_i u_i|| for the leading ``count`` pairs,
+            or None when not measured.
+        extra: solver-specific diagnostics, e.g. the whole descending spectrum (``exact``), rank,
+            condition and orthogonality error of the sketch (``seigh``), convergence (``eigsh``).
+    Implements docs/science.md, section "Top-k eigenbasis" (order of the eigenpairs) and section
+    "SEIGH step by step" (what each solve records).
+    """
 
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
@@ -56,17 +84,36 @@ class EigenResult:
 
     @property
     def k(self) -> int:
+        """Number of eigenpairs held.
+
+        Returns:
+            k, the length of ``eigenvalues`` (an int >= 0).
+        """
         return int(self.eigenvalues.size)
 
 
 class Timer:
-    """Wall time per named phase."""
+    """Wall time per named phase.
+
+    ``timings`` maps each phase name to its accumulated wall time in seconds (a phase entered several
+    times adds up). Takes no arguments.
+
+    Implements docs/science.md, section "SEIGH step by step" (the wall time of each phase that every
+    solve records; the runtime breakdown of section "TMLR paper figures").
+    """
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        """Context manager that adds the wall time of its body to ``timings[name]``.
+
+        Args:
+            name: the phase, e.g. ``"measure"``; repeated entries add up.
+        Returns:
+            a context manager yielding None; the time is recorded even when the body raises.
+        """
         start = time.perf_counter()
         try:
             yield
@@ -75,8 +122,21 @@ class Timer:
 
 
 def check_products(products: torch.Tensor, where: str) -> None:
-    """Refuse a Hessian whose products are non-finite or all zero: eigenpairs of such an operator
-    (a diverged checkpoint, NaN data) would be arbitrary vectors that no later stage can tell apart."""
+    """Refuse a Hessian whose products are non-finite or all zero.
+
+    Eigenpairs of such an operator (a diverged checkpoint, NaN data) would be arbitrary vectors that no
+    later stage can tell apart.
+
+    Args:
+        products: tensor of operator-vector products, any shape (typically (D, b) or the (D, D) matrix).
+        where: what the products are, for the error message (e.g. ``"measurements [0, 64)"``).
+    Returns:
+        None.
+    Raises:
+        SolverError: if any entry is NaN or inf, or if every entry is zero.
+    Implements a guard of docs/science.md, section "SEIGH step by step" (step 2, measurements) and of
+    the exact reference (section "Settings table", "Loss and Hessian").
+    """
     if not bool(torch.isfinite(products).all()):
         raise SolverError(f"non-finite Hessian-vector products in {where}: the checkpoint or the Hessian "
                           "subset holds NaN/inf (a diverged training run?)")
@@ -106,6 +166,20 @@ def residual_norms(operator: LinearOperator, values: np.ndarray, vectors: Any, c
 
     ``vectors``: a (D, k) array or an ``ArrayRows`` (e.g. over a stored zarr array), read in
     blocks of the operator's ``block_size`` columns, so memory stays O(D x block).
+
+    Args:
+        operator: the symmetric (D, D) operator H.
+        values: (k,) float64 array of the eigenvalues lambda_i, in the order of the columns of ``vectors``.
+        vectors: the (D, k) eigenvectors u_i: a numpy or zarr array (any float dtype, read as float64)
+            or an ``ArrayRows``.
+        count: number of leading pairs (None: all k; larger values are capped at k).
+        block: columns per batched product (None: the operator's ``block_size``, else all at once).
+    Returns:
+        (count,) float64 array of residual norms, in the units of the eigenvalues (for unit u_i).
+    Raises:
+        ValueError: if ``vectors`` does not have D rows (raised by the operator's ``matmat``).
+    Implements docs/science.md, section "SEIGH step by step" (the residual norms of the leading pairs
+    that each solve records).
     """
     count = values.size if count is None else min(count, values.size)
     source = vectors if isinstance(vectors, ArrayRows) else ArrayRows(vectors)
@@ -137,17 +211,25 @@ def exact(operator: LinearOperator, k: int, block: int = 256, residual_pairs: in
           progress: Any = None) -> EigenResult:
     """Dense float64 eigendecomposition of the operator's matrix (D products; D up to ~1e4).
 
-    The reference every other solver is measured against (docs/science.md, section 5).
+    The reference every other solver is measured against. The matrix is assembled by ``dense_matrix``
+    (symmetrized, (H + H^T) / 2), so memory is O(D^2) float64.
 
     Args:
         operator: the D x D operator; its matrix is built from batched products with identity blocks.
-        k: eigenpairs returned, by descending |lambda| (the whole spectrum is in ``extra["spectrum"]``).
+        k: eigenpairs returned, 1 <= k <= D, by descending |lambda| (the whole spectrum is in
+            ``extra["spectrum"]``, a (D,) float64 array sorted descending by signed value).
         block: identity columns per batched product.
-        residual_pairs: leading pairs whose residual ||H u - lambda u|| is computed (from the matrix).
+        residual_pairs: leading pairs whose residual ||H u - lambda u|| is computed (from the matrix,
+            no further products; capped at k). None or 0: none.
         progress: optional callable receiving the number of products of each block.
 
     Returns:
         ``EigenResult`` with eigenvalues (k,) and eigenvectors (D, k), float64.
+    Raises:
+        SolverError: if k is outside [1, D], or the products are non-finite or all zero.
+    Implements docs/science.md, section "Settings table" (the exact reference: dense float64 eigh)
+    and section "Sketching versus Krylov methods" (the exact reference measures how far the sketch is
+    from the truth).
     """
     _check_k(k, operator.dim)
     timer, start = Timer(), operator.num_products
@@ -171,7 +253,21 @@ def exact(operator: LinearOperator, k: int, block: int = 256, residual_pairs: in
 
 @dataclass(frozen=True)
 class SketchSpec:
-    """The random sketch of one SEIGH run: outer size s, inner size t >= 2s, kind and seed."""
+    """The random sketch of one SEIGH run: dimension D, outer size s, inner size t, seed and kind.
+
+    The science default is t = 2s; only t >= s is enforced.
+
+    Args:
+        dim: D, the operator dimension.
+        outer: s, the outer sketch size (the most eigenpairs the sketch can recover), 1 <= s <= D.
+        inner: t, the inner sketch size (the number of products), s <= t <= D.
+        seed: integer seed of the two test matrices.
+        kind: test matrix kind, ``ssrft`` (default), ``gaussian`` or ``rademacher``
+            (``hessmask.sketch.KINDS``); it is validated by ``test_matrices``, not here.
+    Raises:
+        SolverError: if s < 1, t < s, or s or t exceeds D.
+    Implements docs/science.md, section "SEIGH step by step" (the inputs and step 1).
+    """
 
     dim: int
     outer: int
@@ -189,7 +285,16 @@ class SketchSpec:
             raise SolverError(f"sketch sizes (outer {self.outer}, inner {self.inner}) exceed D = {self.dim}")
 
     def test_matrices(self) -> tuple[TestMatrix, TestMatrix]:
-        """(Psi_L, Psi_R), each (inner, D), independent streams of the one seed."""
+        """The two test matrices (Psi_L, Psi_R) of the sketch, independent streams of the one seed.
+
+        Psi_L uses the seed 2 * seed + 1 and Psi_R the seed 2 * seed + 2.
+
+        Returns:
+            (Psi_L, Psi_R), two ``hessmask.sketch.TestMatrix`` of shape (t, D) = (inner, dim).
+        Raises:
+            ValueError: for an unknown ``kind`` (raised by ``TestMatrix``).
+        Implements docs/science.md, section "SEIGH step by step" (step 1, test matrices).
+        """
         return (TestMatrix(self.kind, self.inner, self.dim, self.seed * 2 + 1),
                 TestMatrix(self.kind, self.inner, self.dim, self.seed * 2 + 2))
 
@@ -200,7 +305,20 @@ class Measurements:
 
     ``inner[:, j]`` = Psi_L b_i and, for the outer columns i < s, ``right[:, j]`` = Psi_R b_i,
     both float64; ``outer[:, j]`` = b_i = H psi_R_i in the operator's dtype, or None where the
-    columns went to a sink (a row-chunked store) as they were measured.
+    columns went to a sink (a row-chunked store) as they were measured. Here j = i - start.
+
+    Args:
+        start: first measurement index i, 0 <= start <= stop.
+        stop: one past the last measurement index, <= t.
+        inner: (t, stop - start) float64 array, columns start..stop-1 of the inner sketch
+            Z = Psi_L H Psi_R^T.
+        right: (t, m) float64 array, Psi_R b_i for the m = ``outer_columns(spec, start, stop)``
+            indices i < s of the range.
+        outer: (D, m) array in the operator's dtype, the outer sketch columns Y[:, i] = b_i, or None.
+        products: operator-vector products taken, stop - start.
+        seconds: wall time of the measurement, in seconds.
+    Implements docs/science.md, section "SEIGH step by step" (step 2, measurements) and section
+    "At paper scale" (step 1, measurement shards).
     """
 
     start: int
@@ -213,26 +331,63 @@ class Measurements:
 
     @property
     def outer_stop(self) -> int:
-        """One past the last outer column of the range."""
+        """One past the last outer column of the range.
+
+        Returns:
+            start + m, m the number of outer-sketch columns (i < s) in [start, stop); equal to
+            ``start`` when the range holds none.
+        """
         return self.start + self.right.shape[1]
 
 
 def outer_columns(spec: SketchSpec, start: int, stop: int) -> int:
-    """How many of the measurements [start, stop) are also outer-sketch columns (i < s)."""
+    """How many of the measurements [start, stop) are also outer-sketch columns (i < s).
+
+    Args:
+        spec: the sketch; s = ``spec.outer``.
+        start: first measurement index, >= 0.
+        stop: one past the last measurement index, >= start.
+    Returns:
+        m = max(0, min(stop, s) - start), an int.
+    Implements docs/science.md, section "SEIGH step by step" (step 2: the first s measurements double
+    as the outer sketch).
+    """
     return max(0, min(stop, spec.outer) - start)
 
 
 def seigh_measure(operator: LinearOperator, spec: SketchSpec, start: int, stop: int, block: int = 64,
                   outer_sink: Callable[[int, np.ndarray], None] | None = None,
                   progress: Any = None) -> Measurements:
-    """Measurements ``start..stop-1``: b_i = H psi_R_i, Z[:, i] = Psi_L b_i; for i < s also
+    """Measurements ``start..stop-1`` of a SEIGH sketch.
+
+    b_i = H psi_R_i (one product; psi_R_i is row i of Psi_R), Z[:, i] = Psi_L b_i; for i < s also
     Y[:, i] = b_i and Psi_R b_i (the projection the solve needs, so that it never applies a
-    D-sized transform to the D x s outer sketch).
+    D-sized transform to the D x s outer sketch). Both projections are taken in float64 from the
+    measured columns, so Psi_L Y is exactly Z[:, :s].
 
     Products are taken in blocks aligned to multiples of ``block`` (absolute indices), so any
     split of [0, t) into ranges on block boundaries gives bitwise the same columns. With
     ``outer_sink(column, values)`` the outer columns are handed over block by block (``values`` is
     D x m) and not kept: memory is O(D x block + t x (stop - start)).
+
+    Args:
+        operator: the symmetric (D, D) operator H, with D = ``spec.dim``.
+        spec: the sketch (sizes, seed, kind) the measurements belong to.
+        start: first measurement index, a multiple of ``block``, 0 <= start <= stop.
+        stop: one past the last measurement index, <= t = ``spec.inner``.
+        block: products per batched call (>= 1), also the alignment of shards.
+        outer_sink: optional ``outer_sink(column, values)``: ``column`` is the absolute index of the
+            first outer column handed over, ``values`` a (D, m) array in the operator's dtype.
+        progress: optional callable receiving the number of products of each block.
+    Returns:
+        ``Measurements`` with inner (t, stop - start) float64, right (t, m) float64 and outer (D, m) in
+        the operator's dtype (None with a sink), m = ``outer_columns(spec, start, stop)``.
+    Raises:
+        SolverError: if [start, stop) is not inside [0, t), if start is not a multiple of ``block``, or
+            if a block of products is non-finite or all zero.
+        ValueError: for an unknown test-matrix kind, or an operator whose D differs from ``spec.dim``.
+    Implements docs/science.md, section "SEIGH step by step" (step 2, measurements) and section
+    "At paper scale" (step 1, measurement shards); TMLR paper, Algorithm 2.
     """
     if not 0 <= start <= stop <= spec.inner:
         raise SolverError(f"measurement range [{start}, {stop}) outside [0, {spec.inner})")
@@ -269,8 +424,19 @@ def seigh_measure(operator: LinearOperator, spec: SketchSpec, start: int, stop: 
 
 def seigh_merge(parts: Sequence[Measurements], spec: SketchSpec,
                 names: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate shards (any order) into (Z: t x t, Psi_R Y: t x s); checks they tile [0, t)
-    (``names``: what to call each part in the error, e.g. its store)."""
+    """Concatenate shards (any order) into (Z: t x t, Psi_R Y: t x s); checks they tile [0, t).
+
+    Args:
+        parts: the shards' ``Measurements`` in any order; together they must tile [0, t).
+        spec: the sketch they belong to.
+        names: optional, what to call each part in the error (e.g. its store), one per part.
+    Returns:
+        (Z, Psi_R Y): the (t, t) float64 inner sketch and the (t, s) float64 projection Psi_R Y, columns
+        in measurement order.
+    Raises:
+        SolverError: if the parts leave a gap, overlap, or do not end at t.
+    Implements docs/science.md, section "SEIGH step by step" (step 2: shards are merged afterwards).
+    """
     parts = [parts[i] for i in tiling_order(parts, spec, names)]
     inner = np.concatenate([p.inner for p in parts], axis=1)
     right = np.concatenate([p.right for p in parts if p.right.shape[1]], axis=1)
@@ -279,7 +445,19 @@ def seigh_merge(parts: Sequence[Measurements], spec: SketchSpec,
 
 def tiling_order(parts: Sequence[Any], spec: SketchSpec, names: Sequence[str] | None = None) -> list[int]:
     """The order of measurement ranges (anything with ``start``/``stop``) by start, after checking
-    that they tile [0, t)."""
+    that they tile [0, t).
+
+    Args:
+        parts: measurement ranges, anything with int ``start`` and ``stop`` attributes (``Measurements``
+            or the metadata of stored shards).
+        spec: the sketch; t = ``spec.inner``.
+        names: optional names of the parts for the error message, one per part.
+    Returns:
+        list of indices into ``parts``, sorted by ``start``.
+    Raises:
+        SolverError: on a gap or an overlap between consecutive ranges, or when the last does not end at t.
+    Implements docs/science.md, section "SEIGH step by step" (step 2: any split into shards).
+    """
     order = sorted(range(len(parts)), key=lambda i: parts[i].start)
     position = 0
     for i in order:
@@ -293,34 +471,82 @@ def tiling_order(parts: Sequence[Any], spec: SketchSpec, names: Sequence[str] | 
 
 
 class RowSource(Protocol):
-    """The outer sketch Y (D x s) read in row chunks, so that no job holds all of it."""
+    """The outer sketch Y (D x s) read in row chunks, so that no job holds all of it.
+
+    A structural protocol: anything with ``dim``, ``width`` and ``read``, e.g. ``ArrayRows`` over an
+    in-memory or a zarr array.
+
+    Attributes:
+        dim: the number of rows D.
+        width: the number of columns (s for the outer sketch, k for eigenvectors).
+    Implements docs/science.md, section "At paper scale" (Y is read in row chunks).
+    """
 
     dim: int
     width: int
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop-1 of Y as a float64 (stop - start, width) array."""
+        """Rows start..stop-1 of Y as a float64 (stop - start, width) array.
+
+        Args:
+            start: first row, 0 <= start <= stop.
+            stop: one past the last row, <= dim.
+        Returns:
+            (stop - start, width) float64 array.
+        """
 
 
 class ArrayRows:
     """A (D, k) matrix behind the ``RowSource`` interface, read in row or column blocks: an
-    in-memory array, or a zarr array of a store (then only the blocks read are loaded)."""
+    in-memory array, or a zarr array of a store (then only the blocks read are loaded).
+
+    Args:
+        array: a 2-D array of shape (D, k) and any float dtype that supports numpy slicing (numpy or
+            zarr array); not copied.
+    Raises:
+        ValueError: if ``array`` is not 2-D.
+    Implements docs/science.md, section "At paper scale" (stores read in row chunks).
+    """
 
     def __init__(self, array: Any):
         self.array = array
         self.dim, self.width = (int(n) for n in array.shape)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop-1 as float64."""
+        """Rows start..stop-1 as float64.
+
+        Args:
+            start: first row, 0 <= start <= stop.
+            stop: one past the last row (a stop past D is truncated, as numpy slicing does).
+        Returns:
+            (stop - start, k) float64 array.
+        """
         return np.asarray(self.array[start:stop], dtype=np.float64)
 
     def columns(self, start: int, stop: int) -> np.ndarray:
-        """Columns start..stop-1 as float64."""
+        """Columns start..stop-1 as float64.
+
+        Args:
+            start: first column, 0 <= start <= stop.
+            stop: one past the last column (a stop past k is truncated, as numpy slicing does).
+        Returns:
+            (D, stop - start) float64 array.
+        """
         return np.asarray(self.array[:, start:stop], dtype=np.float64)
 
 
 def row_chunks(dim: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) ranges of ``chunk`` rows covering [0, dim)."""
+    """[start, stop) ranges of ``chunk`` rows covering [0, dim).
+
+    Args:
+        dim: the number of rows D (0 gives no ranges).
+        chunk: rows per range, >= 1; the last range may be shorter.
+    Returns:
+        an iterator of (start, stop) int pairs, in order.
+    Raises:
+        SolverError: if chunk < 1 (raised on the first ``next``: this is a generator).
+    Implements docs/science.md, section "At paper scale" (row chunks of ``eigen.row_chunk`` rows).
+    """
     if chunk < 1:
         raise SolverError(f"the row chunk must be >= 1, got {chunk}")
     for lo in range(0, dim, chunk):
@@ -346,7 +572,19 @@ REORTHOGONALIZE_ABOVE = 1e4
 @dataclass
 class SeighSolution:
     """What the streaming SEIGH solve found: eigenvalues (descending |lambda|) and the s x k
-    coefficients C with eigenvectors U = Y C, plus the numerical diagnostics of the solve."""
+    coefficients C with eigenvectors U = Y C, plus the numerical diagnostics of the solve.
+
+    Args:
+        eigenvalues: (k,) float64 array, sorted by descending |lambda|.
+        coefficients: (s, k) float64 array C = W V_k, so that the eigenvectors are U = Y C.
+        rank: the numerical rank r of the outer sketch Y (singular values above ``RANK_TOLERANCE`` of
+            the largest), 1 <= r <= s.
+        condition: the condition number S_1 / S_r of the kept part of Y (>= 1).
+        reorthogonalized: whether the Cholesky-QR2 second pass ran (condition > ``REORTHOGONALIZE_ABOVE``).
+        orthogonality_error: max |U^T U - I| measured while writing U (NaN when not measured).
+        vectors: (D, k) float64 eigenvectors, or None when they went to a sink.
+    Implements docs/science.md, section "At paper scale" (steps 2 to 4).
+    """
 
     eigenvalues: np.ndarray
     coefficients: np.ndarray
@@ -382,6 +620,21 @@ def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None,
     W = V_r S_r^-1. Q = Y W loses orthogonality like eps * cond(Y_r); above REORTHOGONALIZE_ABOVE
     a second pass computes G = (Y W)^T (Y W) = L L^T and sets W <- W L^-T (Cholesky-QR2 from a
     stable start). Memory O(c s + s^2); the chunks are read once or twice and moved to ``device``.
+
+    Args:
+        outer: the outer sketch Y, (D, s), as a ``RowSource``.
+        row_chunk: c, rows of Y per chunk, >= 1.
+        timer: optional ``Timer``; the time goes to the phase ``orthogonalize``.
+        device: torch device of the chunk arithmetic (cpu or cuda).
+    Returns:
+        (W, info): W an (s, r) float64 tensor on ``device``; info a dict with ``rank`` (int r),
+        ``condition`` (float S_1 / S_r) and ``reorthogonalized`` (bool).
+    Raises:
+        SolverError: if Y is zero (or its largest singular value is not a positive number), or if
+            row_chunk < 1.
+        torch.linalg.LinAlgError: if the Cholesky factorization of the second pass fails.
+    Implements docs/science.md, section "At paper scale" (step 2, orthogonalization without a D x s
+    block), which performs step 3 of section "SEIGH step by step" (Q = orth(Y)).
     """
     timer = timer or Timer()
     with timer.phase("orthogonalize"):
@@ -419,12 +672,23 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
         row_chunk: rows of Y (and of the eigenvectors) per chunk; memory O(row_chunk x s).
         sink: ``sink(row, block)`` receives the eigenvectors in row chunks (float64, c x k);
             without it they are returned in ``vectors`` (D x k).
+        timer: optional ``Timer``; phases ``orthogonalize``, ``core`` and ``eigenvectors``.
         device: where the chunks are processed (cpu or cuda; the results come back to the CPU).
 
     With Q = Y W orthonormal (``orthogonalizer``), Psi_L Q = Z[:, :s] W and Psi_R Q = (Psi_R Y) W
     are small; the core C = L S_Z R^T with L = lstsq(Psi_L Q, U_Z), R = lstsq(Psi_R Q, V_Z) gives
     eigh(C) = V Lambda V^T and the eigenvectors Q V = Y (W V), written chunk by chunk. The last
     pass also accumulates U^T U, whose largest deviation from I is ``orthogonality_error``.
+
+    Returns:
+        ``SeighSolution`` with eigenvalues (k,) float64 by descending |lambda|, coefficients (s, k)
+        float64, the rank, condition and orthogonality diagnostics, and vectors (D, k) float64 (None
+        with a sink).
+    Raises:
+        SolverError: if k is outside [1, D] or exceeds s or the numerical rank of Y, if the shapes of
+            Y, Z or Psi_R Y do not match ``spec``, if Y is zero, or if row_chunk < 1.
+    Implements docs/science.md, section "SEIGH step by step" (steps 3 to 5) and section "At paper
+    scale" (steps 2 to 4).
     """
     if k is not None:
         _check_k(k, spec.dim, spec.outer, name="k")
@@ -471,7 +735,8 @@ def seigh(operator: LinearOperator, k: int, outer: int, inner: int | None = None
           kind: str = "ssrft", block: int = 64, residual_pairs: int | None = None,
           check_symmetry: bool = True, row_chunk: int = 65536, progress: Any = None) -> EigenResult:
     """SEIGH in one process: measure all t columns, then recover the top-k eigenpairs
-    (TMLR paper, Algorithm 2; Tropp et al. 2019; docs/science.md, section 5).
+    (TMLR paper, Algorithm 2; Tropp et al. 2019; docs/science.md, section "5. SEIGH, the sketched
+    eigensolver").
 
     Args:
         operator: the symmetric D x D operator.
@@ -487,8 +752,15 @@ def seigh(operator: LinearOperator, k: int, outer: int, inner: int | None = None
         progress: optional callable receiving the number of products of each block.
 
     Returns:
-        ``EigenResult`` with eigenvalues (k,), eigenvectors (D, k) and, in ``extra``, the rank and
-        condition of the outer sketch and the measured orthogonality error of the eigenvectors.
+        ``EigenResult`` with eigenvalues (k,), eigenvectors (D, k) (float64) and, in ``extra``, the rank
+        and condition of the outer sketch and the measured orthogonality error of the eigenvectors.
+    Raises:
+        SolverError: if k is outside [1, D] or exceeds ``outer`` or the numerical rank of the sketch, if
+            the sketch sizes do not fit D (note that the default t = 2s must itself be <= D), or if the
+            products are non-finite or all zero.
+        ValueError: if ``check_symmetry`` finds the operator not symmetric (``check_symmetric``), or for
+            an unknown ``kind``.
+    Implements docs/science.md, section "SEIGH step by step" (steps 1 to 5); TMLR paper, Algorithm 2.
     """
     inner = 2 * outer if inner is None else inner
     spec = SketchSpec(operator.dim, outer, inner, seed, kind)
@@ -517,7 +789,23 @@ def aposteriori_error(operator: LinearOperator, values: np.ndarray, vectors: Any
     Frobenius error. ``vectors`` is a (D, k) array or a ``RowSource``: one pass over its row
     chunks accumulates A = U^T W, B = U^T H W and G = U^T U, and
     ||HW - U L A||^2 = ||HW||^2 - 2 <L A, B> + <L A, G L A>, so no D x k block is held.
-    Returns the estimate, the estimated ||H||_F, and the relative error.
+    Returns the estimate, the estimated ||H||_F, and the relative error. Costs q = ``samples`` products.
+
+    Args:
+        operator: the symmetric (D, D) operator H.
+        values: (k,) eigenvalues lambda of the approximation, in the order of the columns of ``vectors``.
+        vectors: the (D, k) eigenvectors U, a numpy array or a ``RowSource`` (e.g. an eigen store),
+            with D = ``operator.dim`` rows.
+        samples: q, the number of Gaussian test vectors w_i, >= 1.
+        seed: seed of the test vectors.
+        row_chunk: rows of U per chunk, >= 1.
+    Returns:
+        dict with ``frobenius_error`` (the estimate of ||H - U diag(lambda) U^T||_F), ``frobenius_norm``
+        (the estimate of ||H||_F), ``relative_error`` (their ratio, NaN when the norm estimate is 0)
+        and ``samples`` (q).
+    Raises:
+        SolverError: if samples < 1 or row_chunk < 1.
+    Implements docs/science.md, section "A-posteriori error estimate"; Tropp et al. 2019, section 6.
     """
     if samples < 1:
         raise SolverError(f"the a-posteriori estimate needs >= 1 test product, got {samples}")
@@ -547,6 +835,16 @@ def aposteriori_bounds(samples: int, relative: float) -> dict[str, float]:
 
     P{est^2 <= (1 - eps) err^2} <= [e^eps (1 - eps)]^(q/2) and
     P{est^2 >= (1 + eps) err^2} <= [e^-eps (1 + eps)]^(q/2).
+
+    Args:
+        samples: q, the number of Gaussian test products of the estimate, >= 1.
+        relative: eps, the relative deviation of the squared estimate, in (0, 1).
+    Returns:
+        dict with ``p_below`` (bound on the probability of an estimate too low by the factor 1 - eps)
+        and ``p_above`` (too high by 1 + eps), floats in (0, 1).
+    Raises:
+        ValueError: if samples < 1 or relative is not in (0, 1).
+    Implements docs/science.md, section "A-posteriori error estimate".
     """
     if samples < 1 or not 0 < relative < 1:
         raise ValueError("samples must be >= 1 and the relative deviation in (0, 1)")
@@ -571,6 +869,15 @@ def eigsh(operator: LinearOperator, k: int, tol: float = 1e-6, maxiter: int | No
         residual_pairs: leading pairs whose residual norm is measured.
         seed: seed of the starting vector.
         ncv: Lanczos vectors kept (None: ARPACK's default).
+
+    Returns:
+        ``EigenResult`` with eigenvalues (k,) and eigenvectors (D, k), float64, by descending |lambda|;
+        ``extra`` holds ``tol`` and ``converged``. Without convergence only the pairs ARPACK
+        converged are returned, possibly fewer than k.
+    Raises:
+        SolverError: if k < 1 or k >= D.
+    Implements docs/science.md, section "Sketching versus Krylov methods" (ARPACK's implicitly
+    restarted Lanczos).
     """
     from scipy.sparse.linalg import ArpackNoConvergence
     from scipy.sparse.linalg import eigsh as arpack
@@ -601,7 +908,27 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
     Blocks Q_0 (random, orthonormal), Q_{j+1} = orth((I - P) H Q_j) with full reorthogonalization
     against all previous blocks; every product H Q_j is kept, so the Rayleigh-Ritz matrix
     Q^T H Q over the whole Krylov space (dimension <= budget) needs no further products. The
-    block count is budget // block_size; by default block_size = budget // 8 (at least k/4).
+    block count is budget // block_size; by default block_size = max(1, budget // 8) (k does not enter
+    the default). Directions of a block whose |R_jj| (unpivoted QR) is at most 1e-10 max(1, max_j |R_jj|)
+    are dropped; the iteration stops early when nothing new remains.
+
+    Args:
+        operator: the symmetric (D, D) operator H.
+        k: eigenpairs returned, by descending |lambda|; 1 <= k <= D and k <= the budget actually used
+            ((budget // block_size) * block_size).
+        budget: the most operator-vector products to take.
+        block_size: columns per Krylov block, 1 <= block_size <= D (None: the default above).
+        seed: seed of the random starting block.
+        residual_pairs: leading pairs whose residual norm is measured (that many more products).
+        progress: optional callable receiving the number of products of each block.
+    Returns:
+        ``EigenResult`` with eigenvalues (k,) and eigenvectors (D, k), float64; ``extra`` holds
+        ``block_size`` and ``blocks`` (the blocks taken).
+    Raises:
+        SolverError: if k is outside [1, D] or above the usable budget (also when block_size > budget,
+            which leaves no block), if block_size > D, or if the Krylov space ends up smaller than k.
+    Implements docs/science.md, section "Sketching versus Krylov methods" (randomized block Krylov;
+    Musco & Musco 2015).
     """
     block_size = block_size or max(1, budget // 8)
     blocks = budget // block_size
@@ -648,9 +975,25 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
 def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int) -> float:
     """Subspace overlap (1/k) sum cos^2(principal angles) of the spans of the leading k columns.
 
-    Valid for any bases: both are orthonormalized first (QR), so a result whose k columns span
-    fewer than k dimensions scores what it spans, not 1.
+    Each block is reduced to an orthonormal basis of its span by an SVD that drops directions with
+    singular values below ``RANK_TOLERANCE`` times the largest, so any basis works (orthonormal or
+    not) and a block spanning r < k dimensions scores at most r / k: an estimate [e1, e1] against
+    the reference [e1, e2] scores 1/2, not 1.
+
+    Args:
+        reference: (D, >= k) array, e.g. the exact eigenvectors; its first k columns are used.
+        estimate: (D, >= k) array, e.g. a solver's eigenvectors; its first k columns are used.
+        k: number of leading columns compared, >= 1.
+    Returns:
+        the overlap (1/k) ||Q_ref^T Q_est||_F^2, a float in [0, 1].
+    Implements the ``overlap`` of docs/science.md, section "The seven normalized metrics", used to
+    compare solvers (section "Sketching versus Krylov methods").
     """
-    a = np.linalg.qr(np.asarray(reference[:, :k], dtype=np.float64))[0]
-    b = np.linalg.qr(np.asarray(estimate[:, :k], dtype=np.float64))[0]
+
+    def span(block: np.ndarray) -> np.ndarray:
+        u, sigma, _ = np.linalg.svd(np.asarray(block[:, :k], dtype=np.float64), full_matrices=False)
+        keep = sigma > RANK_TOLERANCE * sigma[0] if sigma.size and sigma[0] > 0 else np.zeros(sigma.size, bool)
+        return u[:, keep]
+
+    a, b = span(reference), span(estimate)
     return float(np.linalg.norm(a.T @ b) ** 2 / k)

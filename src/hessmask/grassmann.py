@@ -72,7 +72,7 @@ def _overlap(s: np.ndarray) -> float:
     return float(np.mean(np.cos(s) ** 2))
 
 
-#: The seven normalized metrics of docs/science.md#the-seven-normalized-metrics, in the paper's order.
+#: The seven normalized metrics of docs/science.md, section "The seven normalized metrics", in the paper's order.
 METRICS: dict[str, Callable[[np.ndarray], float]] = {
     "geodesic": _geodesic,
     "chordal_2": _chordal_2,
@@ -85,7 +85,18 @@ METRICS: dict[str, Callable[[np.ndarray], float]] = {
 
 
 def metrics_from_angles(angles: np.ndarray) -> dict[str, float]:
-    """All seven normalized metrics from one vector of k principal angles (radians)."""
+    """All seven normalized metrics from one vector of k principal angles (radians).
+
+    Args:
+        angles: the k >= 1 principal angles in radians, any shape (flattened); values are clipped to
+            [0, pi/2].
+    Returns:
+        dict from metric name to value, in ``METRICS`` order: the six distances in [0, 1]
+        (0 = same subspace) and ``overlap`` in [0, 1] (1 = same subspace).
+    Raises:
+        ValueError: if there are no angles.
+    Implements docs/science.md, section "The seven normalized metrics".
+    """
     s = np.clip(np.asarray(angles, dtype=np.float64).ravel(), 0.0, HALF_PI)
     if s.size == 0:
         raise ValueError("metrics need at least one principal angle (k >= 1)")
@@ -110,6 +121,16 @@ def principal_angles(q1: np.ndarray, q2: np.ndarray, precise: bool = True) -> np
     precision instead of sqrt(eps) (as ``scipy.linalg.subspace_angles`` does). Without
     ``precise`` the cost is one k x k SVD, enough for metrics of random subspaces. If k differs,
     min(k1, k2) angles are returned.
+
+    Args:
+        q1: (D, k1) array with orthonormal columns (not checked), k1 <= D; cast to float64.
+        q2: (D, k2) array with orthonormal columns (not checked), k2 <= D; cast to float64.
+        precise: recompute the angles below pi/4 from sines (one more SVD of a D x min(k1, k2) matrix).
+    Returns:
+        (min(k1, k2),) float64 array of angles in [0, pi/2] radians, ascending.
+    Raises:
+        ValueError: if an input is not 2-D, the ambient dimensions differ, or k > D.
+    Implements docs/science.md, section "Principal angles".
     """
     q1 = np.asarray(q1, dtype=np.float64)
     q2 = np.asarray(q2, dtype=np.float64)
@@ -147,6 +168,16 @@ def mask_angles(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> np.ndarray:
 
     Closed form: span(I_A) and span(I_B) share exactly the coordinates of A n B and are
     orthogonal elsewhere, so no SVD is needed.
+
+    Args:
+        mask1: mask A, an index array of distinct ints in [0, dim) or a boolean vector of length dim.
+        mask2: mask B, in either form.
+        dim: D, the ambient dimension.
+    Returns:
+        (min(|A|, |B|),) float64 array, ascending: 0 for each of the |A n B| shared indices, pi/2 after.
+    Raises:
+        ValueError: for a boolean mask of length other than D, or indices outside [0, D) or repeated.
+    Implements docs/science.md, section "Principal angles" (mask vs mask).
     """
     a = _as_mask(mask1, dim)
     b = _as_mask(mask2, dim)
@@ -158,7 +189,17 @@ def mask_angles(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> np.ndarray:
 
 
 def mask_matrix_angles(mask: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Principal angles between a mask and span(q): singular values of the mask's rows of q."""
+    """Principal angles between a mask and span(q): singular values of the mask's rows of q.
+
+    Args:
+        mask: k_m-mask, an index array of distinct ints in [0, D) or a boolean vector of length D.
+        q: (D, k) array with orthonormal columns (not checked); D is taken from it.
+    Returns:
+        (min(k_m, k),) float64 array of angles in [0, pi/2] radians, ascending.
+    Raises:
+        ValueError: for an invalid mask (wrong length, indices out of range or repeated).
+    Implements docs/science.md, section "Principal angles" (mask vs basis).
+    """
     q = np.asarray(q, dtype=np.float64)
     idx = _as_mask(mask, q.shape[0])
     cos = np.clip(np.linalg.svd(q[idx], compute_uv=False), 0.0, 1.0)
@@ -169,7 +210,15 @@ def mask_matrix_overlap(mask: np.ndarray, q: np.ndarray) -> float:
     """overlap(m_k, Q) = (1/k) sum_{i in mask} ||Q_i||^2, no SVD.
 
     ``q`` has orthonormal columns, shape (D, k) with the same k as the mask.
-    See docs/science.md#mask-vs-eigenspace-overlap-without-svd.
+
+    Args:
+        mask: k-mask, an index array of distinct ints in [0, D) or a boolean vector of length D.
+        q: (D, k) array with orthonormal columns (not checked), e.g. the top-k eigenvectors U_k.
+    Returns:
+        the overlap, a float in [0, 1] (chance level k/D).
+    Raises:
+        ValueError: if the mask is invalid or its size differs from the k columns of ``q``.
+    Implements docs/science.md, section "Mask-vs-eigenspace overlap without SVD".
     """
     q = np.asarray(q)
     idx = _as_mask(mask, q.shape[0])
@@ -180,12 +229,34 @@ def mask_matrix_overlap(mask: np.ndarray, q: np.ndarray) -> float:
 
 
 def mask_overlap(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> float:
-    """overlap of two k-masks: |A n B| / k."""
+    """overlap of two k-masks: |A n B| / k.
+
+    Args:
+        mask1: mask A, an index array of distinct ints in [0, dim) or a boolean vector of length dim.
+        mask2: mask B, in either form.
+        dim: D, the ambient dimension.
+    Returns:
+        |A n B| / min(|A|, |B|), a float in [0, 1] (NaN, with a warning, if a mask is empty).
+    Raises:
+        ValueError: for an invalid mask (wrong length, indices out of range or repeated).
+    Implements docs/science.md, section "Identities" (for two k-masks, overlap = |A n B| / k).
+    """
     return _overlap(mask_angles(mask1, mask2, dim))
 
 
 def iou(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> float:
-    """Intersection over union of two masks (index arrays or boolean vectors of length dim)."""
+    """Intersection over union of two masks (index arrays or boolean vectors of length dim).
+
+    Args:
+        mask1: mask A, an index array of distinct ints in [0, dim) or a boolean vector of length dim.
+        mask2: mask B, in either form.
+        dim: D, the ambient dimension.
+    Returns:
+        |A n B| / |A u B|, a float in [0, 1]; 1.0 for two empty masks.
+    Raises:
+        ValueError: for an invalid mask (wrong length, indices out of range or repeated).
+    Implements docs/science.md, section "Identities" (IoU = overlap / (2 - overlap) for k-masks).
+    """
     a = _as_mask(mask1, dim)
     b = _as_mask(mask2, dim)
     inter = np.intersect1d(a, b, assume_unique=True).size
@@ -194,10 +265,21 @@ def iou(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> float:
 
 
 def hamming(mask1: np.ndarray, mask2: np.ndarray, dim: int) -> int:
-    """Hamming distance of two k-masks: the indices of one that the other lacks (docs/science.md#identities).
+    """Hamming distance of two k-masks: the indices of one that the other lacks.
 
     Equals k (1 - overlap), i.e. the number of swaps that turn one mask into the other (half the
     Hamming distance of the two boolean vectors).
+
+    Args:
+        mask1: mask A, an index array of distinct ints in [0, dim) or a boolean vector of length dim.
+        mask2: mask B, in either form (same size k as A; for different sizes the count is |A| - |A n B|,
+            the indices of A missing from B).
+        dim: D, the ambient dimension.
+    Returns:
+        k - |A n B|, an int in [0, k].
+    Raises:
+        ValueError: for an invalid mask (wrong length, indices out of range or repeated).
+    Implements docs/science.md, section "Identities" (Hamming = k (1 - overlap)).
     """
     a = _as_mask(mask1, dim)
     b = _as_mask(mask2, dim)
@@ -209,6 +291,16 @@ def sample_stiefel(dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
     QR of a standard Gaussian matrix, with the signs of diag(R) moved into Q so that the
     factorization is unique and the distribution exactly Haar (Mezzadri 2007).
+
+    Args:
+        dim: D, the ambient dimension, >= 1.
+        k: the number of columns, 1 <= k <= D.
+        rng: numpy Generator the Gaussian matrix is drawn from (advanced by D k normals).
+    Returns:
+        (D, k) float64 array with orthonormal columns.
+    Raises:
+        ValueError: if D < 1 or k is outside [1, D].
+    Implements docs/science.md, section "Algorithm 1" (step 1, O samples).
     """
     _check_sizes(dim, k)
     gauss = rng.standard_normal((dim, k))
@@ -219,7 +311,18 @@ def sample_stiefel(dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_mask(dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random k-subset of range(dim), sorted."""
+    """A uniformly random k-subset of range(dim), sorted.
+
+    Args:
+        dim: D, the ambient dimension, >= 1.
+        k: the mask size, 1 <= k <= D.
+        rng: numpy Generator to draw from.
+    Returns:
+        (k,) int64 array of distinct indices in [0, D), ascending.
+    Raises:
+        ValueError: if D < 1 or k is outside [1, D].
+    Implements docs/science.md, section "Algorithm 1" (step 2, B samples).
+    """
     _check_sizes(dim, k)
     return np.sort(rng.choice(dim, size=k, replace=False))
 
@@ -236,6 +339,17 @@ def sample_angles(modality: str, dim: int, k: int, rng: np.random.Generator) -> 
 
     ``OO``: two Haar matrices; ``OB``: a Haar matrix and a uniform mask (a row selection);
     ``BB``: two uniform masks (closed form). seed 000, Algorithm 1.
+
+    Args:
+        modality: one of ``MODALITIES`` (``OO``, ``OB``, ``BB``).
+        dim: D, the ambient dimension, >= 1.
+        k: the subspace dimension, 1 <= k <= D.
+        rng: numpy Generator all draws of the pair come from.
+    Returns:
+        (k,) float64 array of principal angles in [0, pi/2] radians, ascending.
+    Raises:
+        ValueError: for an unknown modality, or D < 1 or k outside [1, D].
+    Implements docs/science.md, section "Algorithm 1" (step 3, the modalities).
     """
     if modality == "OO":
         return principal_angles(sample_stiefel(dim, k, rng), sample_stiefel(dim, k, rng), precise=False)

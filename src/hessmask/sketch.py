@@ -30,6 +30,7 @@ import numpy as np
 import scipy.fft
 import torch
 
+#: kinds of test matrix (``TestMatrix(kind, ...)``)
 KINDS = ("ssrft", "gaussian", "rademacher")
 #: columns per SSRFT transform call: memory O(n x TRANSFORM_COLUMNS) whatever the block size
 #: (every column is transformed independently, so the result is bitwise the same)
@@ -41,7 +42,17 @@ def transform_length(dim: int) -> int:
 
     Computed here rather than by ``scipy.fft.next_fast_len`` so that the test matrices (and with
     them every sketch) do not change when a library changes its notion of a fast length.
+
+    Args:
+        dim: D, the width of the test matrix, >= 1.
+    Returns:
+        n, the smallest integer 2^a 3^b 5^c >= D (n < 2D).
+    Raises:
+        ValueError: if dim < 1.
+    Implements docs/science.md, section "At paper scale" (D padded to the next 5-smooth length).
     """
+    if dim < 1:
+        raise ValueError(f"a test matrix needs a width D >= 1, got {dim}")
     best, p2 = None, 1
     while p2 < 2 * dim:
         p3 = p2
@@ -60,6 +71,13 @@ def dct_ortho(x: torch.Tensor) -> torch.Tensor:
 
     On CPU, scipy's real-to-real transform is used (about 3x faster than a complex FFT); on other
     devices, Makhoul's algorithm with ``torch.fft``.
+
+    Args:
+        x: (n, ...) float32 or float64 tensor, transformed along dim 0 (on the CPU it must not
+            require grad: it goes through numpy).
+    Returns:
+        tensor of the same shape, dtype and device: F x with F the orthonormal n x n DCT-II.
+    Implements the orthonormal DCT F of docs/science.md, section "SEIGH step by step" (step 1).
     """
     if x.device.type == "cpu":
         return torch.from_numpy(scipy.fft.dct(x.numpy(), norm="ortho", axis=0, workers=torch.get_num_threads()))
@@ -67,14 +85,30 @@ def dct_ortho(x: torch.Tensor) -> torch.Tensor:
 
 
 def idct_ortho(y: torch.Tensor) -> torch.Tensor:
-    """Inverse (= transpose) of ``dct_ortho`` along dim 0 (orthonormal DCT-III)."""
+    """Inverse (= transpose) of ``dct_ortho`` along dim 0 (orthonormal DCT-III).
+
+    Args:
+        y: (n, ...) float32 or float64 tensor, transformed along dim 0 (on the CPU it must not
+            require grad: it goes through numpy).
+    Returns:
+        tensor of the same shape, dtype and device: F^T y.
+    Implements the transpose F^T used to form rows of Psi, docs/science.md, section "SEIGH step by
+    step" (step 1).
+    """
     if y.device.type == "cpu":
         return torch.from_numpy(scipy.fft.idct(y.numpy(), norm="ortho", axis=0, workers=torch.get_num_threads()))
     return idct_ortho_torch(y)
 
 
 def dct_ortho_torch(x: torch.Tensor) -> torch.Tensor:
-    """``dct_ortho`` with ``torch.fft`` on any device (Makhoul 1980)."""
+    """``dct_ortho`` with ``torch.fft`` on any device (Makhoul 1980).
+
+    Args:
+        x: (n, ...) float32 or float64 tensor, transformed along dim 0.
+    Returns:
+        tensor of the same shape, dtype and device: the orthonormal DCT-II of x.
+    Implements the orthonormal DCT F of docs/science.md, section "SEIGH step by step" (step 1).
+    """
     n = x.shape[0]
     v = torch.cat([x[0::2], x[1::2].flip(0)], dim=0)
     spectrum = torch.fft.fft(v, dim=0)
@@ -88,7 +122,14 @@ def dct_ortho_torch(x: torch.Tensor) -> torch.Tensor:
 
 
 def idct_ortho_torch(y: torch.Tensor) -> torch.Tensor:
-    """``idct_ortho`` with ``torch.fft`` on any device."""
+    """``idct_ortho`` with ``torch.fft`` on any device.
+
+    Args:
+        y: (n, ...) float32 or float64 tensor, transformed along dim 0.
+    Returns:
+        tensor of the same shape, dtype and device: the orthonormal DCT-III (inverse DCT-II) of y.
+    Implements the transpose F^T of docs/science.md, section "SEIGH step by step" (step 1).
+    """
     n = y.shape[0]
     shape = (n,) + (1,) * (y.ndim - 1)
     scale = torch.full((n,), math.sqrt(2 * n), dtype=y.dtype, device=y.device)
@@ -112,12 +153,23 @@ class TestMatrix:
     ``rows_block(i0, i1)`` materializes rows i0..i1-1 (each reproducible from the seed and its
     index); ``apply(X)`` returns Psi @ X for a (dim, m) block.
 
+    Entries: SSRFT rows have unit norm at most (exactly 1 when no padding); Gaussian entries are
+    N(0, 1) and Rademacher entries +-1, unscaled.
+
     Args:
         kind: ``ssrft``, ``gaussian`` or ``rademacher``.
-        rows: number of rows t (measurements).
-        dim: width D (the operator dimension).
+        rows: number of rows t (measurements), >= 0; for ``ssrft`` at most the transform length n.
+        dim: width D (the operator dimension), >= 1.
         seed: seed of every random draw of this matrix.
+    Attributes:
+        length: n, the transform length (``transform_length(dim)`` for ``ssrft``, else D).
+    Raises:
+        ValueError: for an unknown kind, or an SSRFT with more rows than its transform length.
+    Implements docs/science.md, section "SEIGH step by step" (step 1, test matrices) and section
+    "At paper scale" (padding to a 5-smooth length).
     """
+
+    __test__ = False  # not a pytest test class, whatever its name
 
     def __init__(self, kind: str, rows: int, dim: int, seed: int):
         if kind not in KINDS:
@@ -138,7 +190,23 @@ class TestMatrix:
     # -- rows -----------------------------------------------------------------------------
     def rows_block(self, start: int, stop: int, dtype: torch.dtype = torch.float64,
                    device: str | torch.device = "cpu") -> torch.Tensor:
-        """Rows start..stop-1 as a (stop - start, dim) tensor."""
+        """Rows start..stop-1 as a (stop - start, dim) tensor.
+
+        Each row depends only on (seed, row index), so any process can generate the rows it needs.
+
+        Args:
+            start: first row, 0 <= start <= stop.
+            stop: one past the last row, <= rows.
+            dtype: dtype of the result (SSRFT rows are computed in it; Gaussian and Rademacher rows are
+                drawn in float64 and cast).
+            device: device of the result.
+        Returns:
+            (stop - start, dim) tensor in ``dtype`` on ``device``.
+        Raises:
+            IndexError: if [start, stop) is not inside [0, rows).
+        Implements docs/science.md, section "SEIGH step by step" (step 1: row i is reproducible from
+        (seed, i) alone).
+        """
         if not 0 <= start <= stop <= self.rows:
             raise IndexError(f"rows [{start}, {stop}) outside the {self.rows} rows of the test matrix")
         if self.kind == "ssrft":  # transforms run in the requested precision
@@ -158,7 +226,20 @@ class TestMatrix:
 
     # -- products -------------------------------------------------------------------------
     def apply(self, block: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """Psi @ block for a (dim, m) block, in the block's precision and on its device."""
+        """Psi @ block for a (dim, m) block, in the block's precision and on its device.
+
+        An SSRFT costs O(n log n) per column and never forms Psi; Gaussian and Rademacher matrices
+        are materialized ``chunk`` rows at a time.
+
+        Args:
+            block: (dim, m) float tensor.
+            chunk: rows of Psi materialized per step (Gaussian and Rademacher only), >= 1.
+        Returns:
+            (rows, m) tensor in the block's dtype and on its device.
+        Raises:
+            ValueError: if the block does not have ``dim`` rows.
+        Implements docs/science.md, section "SEIGH step by step" (step 1: applying Psi).
+        """
         if block.shape[0] != self.dim:
             raise ValueError(f"test matrix of width {self.dim} applied to {block.shape[0]} rows")
         if self.kind == "ssrft":
