@@ -5,13 +5,13 @@ fresh process running the library function of one workflow job (``os.wait4``), o
 network at its real D (random initialization, 2 synthetic Hessian samples of the real input
 shape; memory does not depend on how many samples a product sums over beyond one data chunk):
 
-- ``shard``: one measurement shard (``study.measure_shard``) of one block of products with the
+- ``shard``: one measurement shard (``eigen_stores.measure_shard``) of one block of products with the
   block size of the paper overlay; outer columns stream into row chunks, so the peak does not
   depend on s.
-- ``solve``: the streaming solve (``study.solve_store``) over shard stores of the real D holding
-  s random outer columns (written by ``study.ShardStore``, as a shard job writes them), with the
+- ``solve``: the streaming solve (``eigen_stores.solve_store``) over shard stores of the real D holding
+  s random outer columns (written by ``eigen_stores.ShardStore``, as a shard job writes them), with the
   overlay's residual pairs and a-posteriori products on the real network.
-- ``metrics``: ``study.step_metrics`` on that eigen store (20 random masks, the overlay's rho).
+- ``metrics``: ``metrics.step_metrics`` on that eigen store (20 random masks, the overlay's rho).
 
 For 3c3d (D = 895,210), All-CNN-C (D = 1,387,108) and ResNet-18 (D = 11,689,512), s in {64, 128, 256}
 (3c3d's solve and metrics also at s in {512, 1000}) at the default row
@@ -66,8 +66,8 @@ def eigen_settings(network: str, outer: int, row_chunk: int) -> dict:
 
 def network_operator(network: str, eigen: dict):
     from hessmask.data import TensorData, synthetic_splits
+    from hessmask.eigen_stores import hessian_operator
     from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
-    from hessmask.study import hessian_operator
     from hessmask.training import TrainSettings, initial_checkpoint
 
     classes = DEFAULT_CLASSES[network]
@@ -80,7 +80,7 @@ def fabricate_shards(network: str, eigen: dict, folder: Path) -> list[Path]:
     """Shard stores of the real D holding random outer columns, written as a shard job writes them."""
     from hessmask import eigen as E
     from hessmask.config import MODEL_DIMS
-    from hessmask.study import ShardStore, shard_ranges, sketch_spec
+    from hessmask.eigen_stores import ShardStore, shard_ranges, sketch_spec
 
     dim = MODEL_DIMS[network]
     spec = sketch_spec(eigen, dim)
@@ -107,21 +107,21 @@ def worker(job: str, network: str, outer: int, row_chunk: int, folder: Path) -> 
     """One job in this process (its peak RSS is what the parent measures)."""
     import torch
 
-    from hessmask import study
+    from hessmask import eigen_stores, metrics
     from hessmask.config import MODEL_DIMS
     from hessmask.store import open_dataset
 
     torch.set_num_threads(1)
     eigen = eigen_settings(network, outer, row_chunk)
     if job == "shard":
-        study.measure_shard(network_operator(network, eigen), eigen, 0, folder / "shard.zarr", {})
+        eigen_stores.measure_shard(network_operator(network, eigen), eigen, 0, folder / "shard.zarr", {})
     elif job == "solve":
         paths, eigen = json.loads((folder / "shards.json").read_text()), json.loads((folder / "eigen.json").read_text())
-        study.solve_store(network_operator(network, eigen), paths, eigen, 1, folder / "eigen.zarr", {})
+        eigen_stores.solve_store(network_operator(network, eigen), paths, eigen, 1, folder / "eigen.zarr", {})
     elif job == "metrics":
         theta = np.random.default_rng(1).standard_normal(MODEL_DIMS[network]).astype(np.float32)
         stores = {"seigh": open_dataset(folder / "eigen.zarr", load=False)}
-        study.step_metrics(theta, stores, NETWORKS[network]["rho"], 20, 0)
+        metrics.step_metrics(theta, stores, NETWORKS[network]["rho"], 20, 0)
     elif job == "fabricate":
         paths, eigen = fabricate_shards(network, eigen, folder)
         (folder / "shards.json").write_text(json.dumps([str(p) for p in paths]))

@@ -26,8 +26,8 @@ import torch
 
 from hessmask import sketch
 from hessmask.data import TensorData, synthetic_splits
+from hessmask.eigen_stores import hessian_operator
 from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
-from hessmask.study import hessian_operator
 from hessmask.training import TrainSettings, initial_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

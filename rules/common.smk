@@ -79,18 +79,46 @@ def experiment(wildcards):
     return EXPERIMENTS[wildcards.experiment]
 
 
-def experiment_key(*keys):
+def experiment_key(*keys, only=None):
     """An input/params/resources function reading ``experiments.<experiment>.<keys...>`` of the
-    job's experiment (the accessor every rule uses instead of its own lambda)."""
+    job's experiment (the accessor every rule uses instead of its own lambda); ``only`` picks
+    some keys of the node as a dict."""
 
     def value(wildcards, *_):
         node = experiment(wildcards)
         for key in keys:
             node = node[key]
-        return node
+        return node if only is None else {k: node[k] for k in only}
 
-    value.__name__ = "experiment_" + "_".join(keys)
+    value.__name__ = "experiment_" + "_".join(keys or ("config",))
     return value
+
+
+def from_experiment(func, *keys):
+    """An input/params function: ``func`` of ``experiments.<experiment>.<keys...>`` (of the whole
+    experiment when no keys are given), e.g. ``from_experiment(exact_k)``."""
+    read = experiment_key(*keys)
+
+    def value(wildcards, *_):
+        return func(read(wildcards))
+
+    value.__name__ = f"{func.__name__}_of_experiment"
+    return value
+
+
+def checkpoint_path(name, step):
+    """The checkpoint of experiment ``name`` at ``step``."""
+    return results(name, "checkpoints", f"step={step}.pt")
+
+
+def checkpoint_at(step):
+    """An input function: the job's experiment's checkpoint at ``step`` ("final": train.steps)."""
+
+    def path(wildcards):
+        exp = experiment(wildcards)
+        return checkpoint_path(wildcards.experiment, exp["train"]["steps"] if step == "final" else step)
+
+    return path
 
 
 def training_settings(wildcards):
@@ -351,11 +379,14 @@ def figure_outputs(ext):
 # ---------------------------------------------------------------- degrees of freedom
 
 from hessmask.config import dof_hessian_k, dof_levels  # noqa: E402
+from hessmask.dof import METHODS as DOF_METHODS  # noqa: E402
+from hessmask.dof import chunk_grid, chunk_runs, job_settings, main_offset_steps, method_inputs  # noqa: E402
 
 DOF_FIGURES = {
     "success": ("Success probability", "dof_success.rst"),
     "threshold_dimension": ("Threshold training dimension", "dof_threshold.rst"),
     "compression": ("Accuracy vs compression", "dof_compression.rst"),
+    "start_step": ("Threshold dimension vs start step", "dof_start_step.rst"),
 }
 DOF_EXPERIMENTS = {name: exp for name, exp in EXPERIMENTS.items() if exp["dof"]["enabled"]}
 
@@ -364,54 +395,32 @@ def dof(wildcards):
     return experiment(wildcards)["dof"]
 
 
-def dof_chunks(exp):
-    """(method, d, chunk) of every subspace job."""
-    per = exp["dof"]["runs_per_job"] or exp["dof"]["runs"]
-    chunks = range(-(-exp["dof"]["runs"] // per))
-    return [(m, d, c) for m in exp["dof"]["methods"] for d in exp["dof"]["dims"] for c in chunks]
+def dof_key(*keys, only=None):
+    """experiment_key under ``experiments.<experiment>.dof``."""
+    return experiment_key("dof", *keys, only=only)
 
 
-def dof_runs(wildcards):
-    """The runs of one chunk."""
-    settings = dof(wildcards)
-    per = settings["runs_per_job"] or settings["runs"]
-    start = int(wildcards.chunk) * per
-    return list(range(start, min(settings["runs"], start + per)))
-
-
-def dof_chunk_settings(wildcards):
-    """What a subspace job depends on (not the grid of methods, dims and runs, not threads)."""
-    settings = {
-        k: v
-        for k, v in dof(wildcards).items()
-        if k
-        not in ("methods", "dims", "runs", "runs_per_job", "threads", "accuracy_levels", "delta", "full_lr", "enabled")
-    }
-    method = getattr(wildcards, "method", "")
-    if method != "lottery_subspace":
-        settings.pop("trajectory_every")
-    if method != "hessian_topd":
-        settings.pop("hessian_split"), settings.pop("hessian_method")
-    return settings
+def dof_chunk_paths(wildcards):
+    """Every subspace job's store of the experiment (hessmask.dof.chunk_grid)."""
+    return [
+        results(wildcards.experiment, "dof", "chunks", m, f"t={t}", f"d={d}", f"chunk={c}.zarr")
+        for m, t, d, c in chunk_grid(dof(wildcards))
+    ]
 
 
 def dof_chunk_inputs(wildcards):
-    exp, settings, name = experiment(wildcards), dof(wildcards), wildcards.experiment
-    ckpt = lambda step: results(name, "checkpoints", f"step={step}.pt")  # noqa: E731
-    method = wildcards.method
-    inputs = {"data": prepared_dataset(wildcards), "start": ckpt(settings["start_step"])}
-    if method == "random_affine":
-        inputs["start"] = ckpt(0)
-    if method in ("lottery_subspace", "lottery_ticket"):
-        inputs["start"] = ckpt(settings["rewind_step"])
-    if method == "lottery_ticket":
-        inputs["final"] = ckpt(exp["train"]["steps"])
-    if method == "lottery_subspace":
-        inputs["trajectory"] = results(name, "dof", "trajectory.zarr")
-    if method == "hessian_topd":
-        inputs["eigen"] = eigen_store(
-            name, settings["hessian_method"], settings["hessian_split"], settings["start_step"]
-        )
+    """The inputs of one (method, t) job, from hessmask.dof.method_inputs."""
+    name, exp = wildcards.experiment, experiment(wildcards)
+    inputs = {"data": prepared_dataset(wildcards)}
+    for role, (kind, *spec) in method_inputs(
+        wildcards.method, int(wildcards.t), dof(wildcards), exp["train"]["steps"]
+    ).items():
+        if kind == "checkpoint":
+            inputs[role] = checkpoint_path(name, spec[0])
+        elif kind == "trajectory":
+            inputs[role] = results(name, "dof", "trajectory.zarr")
+        else:
+            inputs[role] = eigen_store(name, *spec)
     return inputs
 
 

@@ -1,14 +1,14 @@
 # Degrees of freedom (seed 004, docs/science.md#7-degrees-of-freedom): training in d-dimensional
-# affine subspaces of each experiment with dof.enabled, one job per (method, d, chunk of runs),
-# and the quadratic well of seed 004 Fig. 5.
+# affine subspaces of each experiment with dof.enabled, one job per (method, start step t, d, chunk
+# of runs) from hessmask.dof.chunk_grid, and the quadratic well of seed 004 Fig. 5.
 
 
 rule dof_trajectory:
     """Replay the experiment's SGD and keep the top principal directions of its steps."""
     input:
         data=prepared_dataset,
-        start=lambda wc: results(wc.experiment, "checkpoints", "step=0.pt"),
-        final=lambda wc: results(wc.experiment, "checkpoints", f"step={experiment(wc)['train']['steps']}.pt"),
+        start=checkpoint_at(0),
+        final=checkpoint_at("final"),
     output:
         directory(results("{experiment}", "dof", "trajectory.zarr")),
     log:
@@ -16,7 +16,7 @@ rule dof_trajectory:
     benchmark:
         results("benchmarks", "rules", "dof_trajectory", "{experiment}.tsv")
     conda:
-        "../envs/cpu.yaml"
+        conda_env("train")
     threads: job_threads("train")
     resources:
         **cluster("train"),
@@ -25,25 +25,26 @@ rule dof_trajectory:
         runtime=experiment_key("resources", "train_runtime"),
     params:
         experiment=training_settings,
-        steps=lambda wc: experiment(wc)["train"]["steps"],
-        every=lambda wc: dof(wc)["trajectory_every"],
-        components=lambda wc: max(dof(wc)["dims"]),
+        steps=experiment_key("train", "steps"),
+        every=dof_key("trajectory_every"),
+        components=from_experiment(max, "dof", "dims"),
     script:
         "../scripts/dof_trajectory.py"
 
 
 rule dof_chunk:
-    """Adam in the subspace of one (method, d) for a chunk of runs."""
+    """Adam in the subspace of one (method, start step t, d) for a chunk of runs."""
     input:
         unpack(dof_chunk_inputs),
     output:
-        directory(results("{experiment}", "dof", "chunks", "{method}", "d={d}", "chunk={chunk}.zarr")),
+        directory(results("{experiment}", "dof", "chunks", "{method}", "t={t}", "d={d}", "chunk={chunk}.zarr")),
     log:
-        results("logs", "dof_chunk", "{experiment}", "{method}", "d={d}", "chunk={chunk}.log"),
+        results("logs", "dof_chunk", "{experiment}", "{method}", "t={t}", "d={d}", "chunk={chunk}.log"),
     benchmark:
-        results("benchmarks", "rules", "dof_chunk", "{experiment}", "{method}", "d={d}", "chunk={chunk}.tsv")
+        results("benchmarks", "rules", "dof_chunk", "{experiment}", "{method}", "t={t}", "d={d}", "chunk={chunk}.tsv")
     wildcard_constraints:
-        method="|".join(["random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd"]),
+        method="|".join(DOF_METHODS),
+        t=r"\d+",
         d=r"\d+",
         chunk=r"\d+",
     conda:
@@ -55,21 +56,19 @@ rule dof_chunk:
         mem_mb=memory("train_mem_mb"),
         runtime=experiment_key("resources", "train_runtime"),
     params:
-        dof=dof_chunk_settings,
-        runs=dof_runs,
-        model=lambda wc: experiment(wc)["model"],
-        data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
-        eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
-        seed=lambda wc: experiment(wc)["train"]["seed"],
+        dof=lambda wc: job_settings(wc.method, dof(wc)),
+        runs=lambda wc: chunk_runs(dof(wc), int(wc.chunk)),
+        experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
+        train=experiment_key("train"),
     script:
         "../scripts/dof_chunk.py"
 
 
 rule dof_reference:
-    """The full-space reference: the same Adam on all parameters from w_0, one per run."""
+    """The full-space reference: the same Adam on all parameters from w_0, per run and learning rate."""
     input:
         data=prepared_dataset,
-        start=lambda wc: results(wc.experiment, "checkpoints", "step=0.pt"),
+        start=checkpoint_at(0),
     output:
         directory(results("{experiment}", "dof", "full.zarr")),
     log:
@@ -77,7 +76,7 @@ rule dof_reference:
     benchmark:
         results("benchmarks", "rules", "dof_reference", "{experiment}.tsv")
     conda:
-        "../envs/cpu.yaml"
+        conda_env("dof")
     threads: job_threads("dof")
     resources:
         **cluster("dof"),
@@ -85,22 +84,17 @@ rule dof_reference:
         mem_mb=memory("train_mem_mb"),
         runtime=experiment_key("resources", "train_runtime"),
     params:
-        dof=lambda wc: {k: dof(wc)[k] for k in ("runs", "steps", "batch_size", "full_lr", "seed", "device")},
-        model=lambda wc: experiment(wc)["model"],
-        data=lambda wc: {k: experiment(wc)[k] for k in ("dataset", "synthetic_samples")},
-        eval_batch_size=lambda wc: experiment(wc)["train"]["eval_batch_size"],
-        seed=lambda wc: experiment(wc)["train"]["seed"],
+        dof=dof_key(only=("runs", "steps", "batch_size", "full_lr", "seed", "device", "init")),
+        experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
+        train=experiment_key("train"),
     script:
-        "../scripts/dof_chunk.py"
+        "../scripts/dof_reference.py"
 
 
 rule dof_aggregate:
-    """results/dof/<experiment>.zarr: every run on one grid, success probability and d*."""
+    """results/dof/<experiment>.zarr: every run on one grid, success probability, d*, the start-step sweep."""
     input:
-        chunks=lambda wc: [
-            results(wc.experiment, "dof", "chunks", m, f"d={d}", f"chunk={c}.zarr")
-            for m, d, c in dof_chunks(experiment(wc))
-        ],
+        chunks=dof_chunk_paths,
         full=results("{experiment}", "dof", "full.zarr"),
     output:
         directory(results("dof", "{experiment}.zarr")),
@@ -112,9 +106,11 @@ rule dof_aggregate:
     conda:
         "../envs/cpu.yaml"
     params:
-        levels=lambda wc: dof_levels(dof(wc)),
-        delta=lambda wc: dof(wc)["delta"],
-        model=lambda wc: experiment(wc)["model"],
+        levels=from_experiment(dof_levels, "dof"),
+        delta=dof_key("delta"),
+        sweep_levels=dof_key("sweep_levels"),
+        main_steps=from_experiment(main_offset_steps, "dof"),
+        model=experiment_key("model"),
     script:
         "../scripts/dof_aggregate.py"
 
@@ -182,4 +178,4 @@ rule dof_quadratic_figure:
     conda:
         "../envs/cpu.yaml"
     script:
-        "../scripts/dof_figures.py"
+        "../scripts/dof_quadratic_figure.py"

@@ -100,6 +100,6 @@ rule eigen_exact:
         **EIGEN_JOB["resources"],
     params:
         **{**EIGEN_JOB["params"], "eigen": exact_settings},
-        k=lambda wc: exact_k(experiment(wc)),
+        k=from_experiment(exact_k),
     script:
         "../scripts/eigen_exact.py"

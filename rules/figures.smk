@@ -28,7 +28,7 @@ rule experiment_figures:
     conda:
         "../envs/cpu.yaml"
     params:
-        jobs=lambda wc: eigen_jobs(experiment(wc)),
+        jobs=from_experiment(eigen_jobs),
         rho=experiment_key("metrics", "summary_rho"),
     script:
         "../scripts/experiment_figures.py"

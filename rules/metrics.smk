@@ -29,7 +29,7 @@ rule step_metrics:
         metrics=experiment_key("metrics"),
         masks=experiment_key("masks"),
         model=experiment_key("model"),
-        classes=lambda wc: experiment_classes(experiment(wc)),
+        classes=from_experiment(experiment_classes),
     script:
         "../scripts/step_metrics.py"
 
@@ -56,7 +56,7 @@ rule metrics_aggregate:
         mem_mb=memory("eigen_mem_mb"),
         runtime=60,
     params:
-        jobs=lambda wc: eigen_jobs(experiment(wc)),
+        jobs=from_experiment(eigen_jobs),
         eigen_keys=experiment_eigen_keys,
         rho=experiment_key("masks", "rho"),
         metrics=experiment_key("metrics"),

@@ -79,6 +79,6 @@ rule mask_statistics:
     params:
         masks=experiment_key("masks"),
         model=experiment_key("model"),
-        classes=lambda wc: experiment_classes(experiment(wc)),
+        classes=from_experiment(experiment_classes),
     script:
         "../scripts/mask_statistics.py"

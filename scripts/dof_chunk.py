@@ -1,33 +1,38 @@
-"""Rule dof_chunk: subspace training of one (method, d, chunk of runs), or the full-space reference."""
+"""Rule dof_chunk: subspace training of one (method, start step t, d, chunk of runs) (hessmask.dof.run_chunk)."""
+
+from functools import partial
 
 import torch
 
+from hessmask.config import experiment_classes
+from hessmask.dof import PER_RUN_INIT_METHODS, Sources, SubspaceSettings, run_chunk, run_initialization
 from hessmask.jobs import experiment_data, setup_logging
 from hessmask.store import open_dataset, provenance, write_dataset
-from hessmask.subspace import Sources, SubspaceSettings, full_space_runs, run_chunk
-from hessmask.training import Checkpoint
+from hessmask.training import Checkpoint, TrainSettings
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 torch.set_num_threads(sm.threads)
-model_name, dof = sm.params.model, sm.params.dof
-data = experiment_data(model_name, sm.params.data["dataset"], sm.params.data["synthetic_samples"], sm.params.seed,
-                       sm.input.data, sm.config["data"])
+exp, dof, train = sm.params.experiment, sm.params.dof, sm.params.train
+method, step = sm.wildcards.method, int(sm.wildcards.t)
+data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], train["seed"], sm.input.data,
+                       sm.config["data"])
 start = Checkpoint.load(sm.input.start)
 theta = start.parameters()
-if sm.rule == "dof_reference":
-    settings = SubspaceSettings.from_config({**dof, "lr": dof["full_lr"]}, sm.params.eval_batch_size)
-    ds = full_space_runs(range(dof["runs"]), theta, start.model(), data, settings, dof["seed"])
-else:
-    settings = SubspaceSettings.from_config(dof, sm.params.eval_batch_size)
-    sources = Sources(start=theta, init=theta, rewind=theta)
-    if "final" in sm.input.keys():
-        sources.final = Checkpoint.load(sm.input.final).parameters()
-    if "trajectory" in sm.input.keys():
-        sources.trajectory = open_dataset(sm.input.trajectory)["components"].values
-    if "eigen" in sm.input.keys():
-        sources.eigenvectors = open_dataset(sm.input.eigen)["eigenvectors"].values
-    ds = run_chunk(sm.wildcards.method, int(sm.wildcards.d), sm.params.runs, sources, start.model(), data,
-                   settings, dof["seed"])
-ds.attrs.update(provenance(dof, model=model_name, start_step=start.step))
+sources = Sources(start=theta, init=theta, rewind=theta)
+if "final" in sm.input.keys():
+    sources.final = Checkpoint.load(sm.input.final).parameters()
+if "trajectory" in sm.input.keys():
+    sources.trajectory = open_dataset(sm.input.trajectory)["components"].values
+if "eigen" in sm.input.keys():
+    sources.eigenvectors = open_dataset(sm.input.eigen)["eigenvectors"].values
+initialization = None
+if method in PER_RUN_INIT_METHODS and dof["init"] == "per_run":
+    initialization = partial(run_initialization, seed=dof["seed"], model_name=exp["model"],
+                             num_classes=experiment_classes(exp), train=TrainSettings.from_config(train),
+                             data=data, step=step)
+settings = SubspaceSettings.from_config(dof, train["eval_batch_size"])
+ds = run_chunk(method, int(sm.wildcards.d), sm.params.runs, sources, start.model(), data, settings, dof["seed"],
+               step=step, initialization=initialization)
+ds.attrs.update(provenance(dof, model=exp["model"], start_step=step))
 write_dataset(ds, sm.output[0])

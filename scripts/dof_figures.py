@@ -1,4 +1,4 @@
-"""Rule dof_figures: results/dof/*.zarr -> results/figures/dof/ (PNG and PDF)."""
+"""Rule dof_figures: results/dof/<experiment>.zarr -> results/figures/dof/<experiment>/ (PNG and PDF)."""
 
 from pathlib import Path
 
@@ -9,15 +9,13 @@ from hessmask.store import open_dataset
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
 ds = open_dataset(sm.input[0])
-if sm.rule == "dof_quadratic_figure":
-    figures = {"png": lambda: plots.quadratic_well(ds)}
-else:
-    name = sm.wildcards.experiment
-    figures = {
-        "success_png": lambda: plots.dof_success(ds, f"Success probability of subspace training ({name})"),
-        "threshold_dimension_png": lambda: plots.dof_threshold(ds, f"Threshold training dimension d* ({name})"),
-        "compression_png": lambda: plots.dof_compression(ds, f"Accuracy vs compression ratio ({name})"),
-    }
+name = sm.wildcards.experiment
+figures = {
+    "success_png": lambda: plots.dof_success(ds, f"Success probability of subspace training ({name})"),
+    "threshold_dimension_png": lambda: plots.dof_threshold(ds, f"Threshold training dimension d* ({name})"),
+    "compression_png": lambda: plots.dof_compression(ds, f"Accuracy vs compression ratio ({name})"),
+    "start_step_png": lambda: plots.dof_start_step(ds, f"Threshold dimension d* against the start step t ({name})"),
+}
 for key, make in figures.items():
     plots.save_figure(make(), Path(sm.output[key]).with_suffix(""))
     log.info("figure %s", key)

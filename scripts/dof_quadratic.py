@@ -1,8 +1,8 @@
 """Rule dof_quadratic: config dof_quadratic -> results/dof/quadratic_well.zarr."""
 
+from hessmask.dof import quadratic_well_dataset
 from hessmask.jobs import setup_logging
 from hessmask.store import provenance, write_dataset
-from hessmask.subspace import quadratic_well_dataset
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from hessmask.dof import trajectory_components, trajectory_directions
 from hessmask.jobs import experiment_data, setup_logging
 from hessmask.store import provenance, write_dataset
-from hessmask.subspace import trajectory_components, trajectory_directions
 from hessmask.training import Checkpoint
 
 sm = snakemake  # noqa: F821 (Snakemake global)

@@ -1,10 +1,10 @@
-"""Rule eigen_exact: checkpoint -> exact eigen store (hessmask.study.exact_store, dense float64)."""
+"""Rule eigen_exact: checkpoint -> exact eigen store (hessmask.eigen_stores.exact_store, dense float64)."""
 
 import torch
 
+from hessmask.eigen_stores import exact_store
 from hessmask.jobs import hessian_job, setup_logging
 from hessmask.store import provenance
-from hessmask.study import exact_store
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)

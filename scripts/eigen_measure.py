@@ -1,10 +1,10 @@
-"""Rule eigen_measure: checkpoint -> one shard of SEIGH measurements (hessmask.study.measure_shard)."""
+"""Rule eigen_measure: checkpoint -> one shard of SEIGH measurements (hessmask.eigen_stores.measure_shard)."""
 
 import torch
 
+from hessmask.eigen_stores import measure_shard
 from hessmask.jobs import hessian_job, setup_logging
 from hessmask.store import provenance
-from hessmask.study import measure_shard
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)

@@ -1,13 +1,13 @@
-"""Rule eigen_solve: measurement shards -> eigen store (hessmask.study.solve_store, streaming)."""
+"""Rule eigen_solve: measurement shards -> eigen store (hessmask.eigen_stores.solve_store, streaming)."""
 
 import json
 from pathlib import Path
 
 import torch
 
+from hessmask.eigen_stores import solve_store
 from hessmask.jobs import hessian_job, setup_logging
 from hessmask.store import provenance
-from hessmask.study import solve_store
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)

@@ -7,8 +7,8 @@ import xarray as xr
 from hessmask.config import MODEL_DIMS
 from hessmask.jobs import setup_logging
 from hessmask.masks import k_of_rho
+from hessmask.metrics import combine_metrics, eigenspace_pairs, sketch_diagnostics, sketch_quality, summary_markdown
 from hessmask.store import open_dataset, provenance, write_dataset
-from hessmask.study import combine_metrics, eigenspace_pairs, sketch_diagnostics, sketch_quality, summary_markdown
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)

@@ -3,9 +3,9 @@
 import json
 
 from hessmask.jobs import setup_logging
+from hessmask.metrics import step_metrics
 from hessmask.models import excluded_parameters
 from hessmask.store import open_dataset, provenance, write_dataset
-from hessmask.study import step_metrics
 from hessmask.training import Checkpoint
 
 sm = snakemake  # noqa: F821 (Snakemake global)

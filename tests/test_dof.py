@@ -6,7 +6,7 @@ import pytest
 import torch
 import xarray as xr
 
-from hessmask import subspace as S
+from hessmask import dof as S
 from hessmask.config import ConfigError, load_config
 from hessmask.data import TensorData, synthetic_splits
 from hessmask.models import build_model
@@ -198,16 +198,26 @@ def test_quadratic_well_threshold_is_read_on_every_d():
     assert coarse.attrs["max_gap"] == pytest.approx(float(np.nanmax(coarse["threshold_gap"])))
 
 
-def _chunk(method, d, runs, value):
+def _chunk(method, d, runs, value, step=0):
     results = [S.SubspaceResult(0.1, value + r / 100, 0.2, value, np.zeros(3), np.zeros(1)) for r in runs]
-    return S._results_dataset(results, runs, {"method": [method], "d": [d]})
+    return S._results_dataset(results, runs, {"method": [method], "start_step": [step], "d": [d]})
+
+
+def _full(accuracies=(0.97,), lrs=(0.05,)):
+    import xarray as xr
+
+    parts = [S._results_dataset([S.SubspaceResult(0.05, a, 0.1, a - 0.02, np.zeros(3), np.zeros(1))], [0], {})
+             for a in accuracies]
+    return xr.concat(parts, dim=xr.DataArray(list(lrs), dims="lr", name="lr"))
+
+
+MAIN = {"random_affine": 0, "burn_in": 0, "mask_topd": 0, "hessian_topd": 0}
 
 
 def test_dof_dataset_combines_chunks():
     chunks = [_chunk(m, d, runs, 0.5 if d == 10 else 0.9) for m in ("random_affine", "mask_topd")
               for d in (10, 100) for runs in ([0, 1], [2])]
-    full = S._results_dataset([S.SubspaceResult(0.05, 0.97, 0.1, 0.95, np.zeros(3), np.zeros(1))], [0], {})
-    ds = S.dof_dataset(chunks, full, 1000, [0.5, 0.9], delta=0.1)
+    ds = S.dof_dataset(chunks, _full(), 1000, [0.5, 0.9], delta=0.1, main_steps=MAIN)
     assert ds["train_accuracy"].dims == ("method", "d", "run") and ds.sizes["run"] == 3
     np.testing.assert_array_equal(ds["compression"].values, [100, 10])
     assert ds["success_probability"].dims == ("method", "split", "level", "d")
@@ -224,6 +234,9 @@ def test_dof_dataset_combines_chunks():
         ({"dims": [4, 9], "methods": ["lottery_subspace"]}, "dims"),  # 8 training steps
         ({"start_step": 5}, "start_step"),
         ({"rewind_step": 7}, "rewind_step"),
+        ({"ticket_step": 7}, "ticket_step"),
+        ({"start_steps": [0, 7]}, "start_steps"),
+        ({"methods": ["hessian_topd"], "start_steps": [8]}, "start_steps"),  # 8 is no solved step
         ({"methods": ["hessian_topd"], "hessian_method": "seigh", "dims": [2, 200]}, "dims"),  # outer = 120
     ],
 )
@@ -242,7 +255,84 @@ def test_hessian_topd_needs_a_solved_step(repo):
 
 def test_dof_dataset_orders_methods_and_labels_levels():
     chunks = [_chunk(m, 10, [0], 0.5) for m in ("mask_topd", "burn_in", "random_affine")]
-    full = S._results_dataset([S.SubspaceResult(0.05, 0.97, 0.1, 0.95, np.zeros(3), np.zeros(1))], [0], {})
-    ds = S.dof_dataset(chunks, full, 100, [0.3, 0.6], delta=0.1)
+    ds = S.dof_dataset(chunks, _full(), 100, [0.3, 0.6], delta=0.1, main_steps=MAIN)
     assert list(ds["method"].values) == ["random_affine", "burn_in", "mask_topd"]
     np.testing.assert_array_equal(ds["level"].values, [0.3, 0.6])
+
+
+def test_full_space_reference_keeps_the_better_learning_rate():
+    ds = S.dof_dataset([_chunk("random_affine", 10, [0], 0.5)], _full((0.90, 0.97), (0.05, 0.01)), 100, [0.5],
+                       delta=0.1, main_steps=MAIN)
+    assert ds.attrs["full_lr"] == 0.01 and float(ds["full_train_accuracy"].squeeze()) == pytest.approx(0.97)
+
+
+def test_start_step_sweep_aggregates_d_star_per_t():
+    """burn_in at t = 0, 5, 20 with d* = 100, 10, 100 (at level 0.8); the main results take t = 5."""
+    reach = {0: 100, 5: 10, 20: 100}  # the smallest d whose runs reach 0.8
+    chunks = [_chunk("burn_in", d, [0, 1], 0.9 if d >= reach[t] else 0.5, step=t) for t in reach
+              for d in (10, 100)]
+    chunks += [_chunk("random_affine", d, [0, 1], 0.9 if d >= 100 else 0.5) for d in (10, 100)]
+    chunks += [_chunk("lottery_ticket", d, [0, 1], 0.9) for d in (10, 100)]
+    ds = S.dof_dataset(chunks, _full(), 1000, [0.8], delta=0.1,
+                       main_steps={"burn_in": 5, "random_affine": 0, "lottery_ticket": 0}, sweep_levels=[0.8])
+    assert ds["train_accuracy"].dims == ("method", "d", "run")  # the main results: one t per method
+    assert float(ds["threshold_dimension"].sel({"method": "burn_in"}).sel(split="train", level=0.8)) == 10
+    assert list(ds["offset_step"].values) == [0, 5, 0]
+    sweep = ds["sweep_threshold_dimension"].sel(split="train", sweep_level=0.8)
+    np.testing.assert_array_equal(sweep.sel({"method": "burn_in"}).values, [100, 10, 100])
+    assert list(ds["start_step"].values) == [0, 5, 20]
+    np.testing.assert_array_equal(ds["sweep_ran"].sel({"method": "random_affine"}).values, [True, False, False])
+    # never run at t = 5: NaN, not "not reached"
+    assert np.isnan(sweep.sel({"method": "random_affine"}).sel(start_step=5))
+    per_run = ds["sweep_run_threshold_dimension"].sel(split="train", sweep_level=0.8).sel({"method": "burn_in"})
+    np.testing.assert_array_equal(per_run.sel(start_step=5).values, [10, 10])
+
+
+def test_per_run_d_star_is_each_runs_first_success():
+    import xarray as xr
+
+    acc = xr.DataArray([[0.5, 0.9, 0.7], [0.5, 0.6, 0.95]], dims=("run", "d"), coords={"d": [1, 2, 4]})
+    dstar = S.run_threshold_dimension(acc, [0.8, 0.99])
+    np.testing.assert_array_equal(dstar.sel(level=0.8).values, [2, 4])  # the running max keeps run 0 at d = 4
+    assert np.isnan(dstar.sel(level=0.99).values).all()
+
+
+DOF = {"methods": list(S.METHODS), "dims": [2, 4], "runs": 3, "runs_per_job": 2, "start_step": 3,
+       "start_steps": [0, 6], "rewind_step": 0, "ticket_step": 6, "hessian_method": "exact",
+       "hessian_split": "train", "trajectory_every": 1, "steps": 5, "batch_size": 10, "lr": 0.05, "seed": 1,
+       "device": "cpu", "init": "per_run"}
+
+
+def test_chunk_grid_sweeps_only_the_start_step_methods():
+    grid = S.chunk_grid(DOF)
+    steps = {m: sorted({t for mm, t, _, _ in grid if mm == m}) for m in S.METHODS}
+    assert steps == {"random_affine": [0], "burn_in": [0, 3, 6], "lottery_subspace": [0], "lottery_ticket": [0],
+                     "hessian_topd": [0, 3, 6], "mask_topd": [0, 3, 6]}
+    assert len(grid) == 12 * 2 * 2  # (method, t) x d x two chunks of runs
+    assert S.chunk_runs(DOF, 0) == [0, 1] and S.chunk_runs(DOF, 1) == [2]
+    assert {m: S.main_offset_step(m, DOF) for m in ("random_affine", "burn_in", "lottery_ticket")} == {
+        "random_affine": 0, "burn_in": 3, "lottery_ticket": 0}
+
+
+def test_method_inputs_and_job_settings():
+    assert S.method_inputs("hessian_topd", 6, DOF, 8) == {"start": ("checkpoint", 6),
+                                                          "eigen": ("eigen", "exact", "train", 6)}
+    assert S.method_inputs("lottery_ticket", 0, DOF, 8)["final"] == ("checkpoint", 6)  # dof.ticket_step
+    assert S.method_inputs("lottery_ticket", 0, {**DOF, "ticket_step": None}, 8)["final"] == ("checkpoint", 8)
+    assert S.method_inputs("lottery_subspace", 0, DOF, 8)["trajectory"] == ("trajectory",)
+    with pytest.raises(ValueError, match="unknown subspace method"):
+        S.method_inputs("pca", 0, DOF, 8)
+    assert "ticket_step" in S.job_settings("lottery_ticket", DOF)
+    assert "ticket_step" not in S.job_settings("burn_in", DOF)
+    assert S.job_settings("burn_in", DOF)["init"] == "per_run" and "init" not in S.job_settings("mask_topd", DOF)
+
+
+def test_per_run_initialization_is_seeded_and_burned_in():
+    from hessmask.training import TrainSettings
+
+    train, data = TrainSettings(lr=0.3, batch_size=16, seed=12345), tiny_data()
+    w0 = [S.run_initialization(r, 7, "mlp_tiny", 10, train, data, 0) for r in (0, 1)]
+    assert not np.array_equal(w0[0], w0[1])  # a fresh w_0 per run
+    np.testing.assert_array_equal(w0[0], S.run_initialization(0, 7, "mlp_tiny", 10, train, data, 0))
+    burned = S.run_initialization(0, 7, "mlp_tiny", 10, train, data, 3)
+    assert burned.shape == w0[0].shape and not np.array_equal(burned, w0[0])

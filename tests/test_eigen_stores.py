@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hessmask import eigen as E
-from hessmask import study
+from hessmask import eigen_stores, metrics
 from hessmask.store import open_dataset
 
 D = 300
@@ -27,7 +27,7 @@ def measure(tmp_path, eigen=EIGEN, name="shards"):
     paths = []
     for shard in range(eigen["sketch"]["shards"]):
         path = tmp_path / name / f"shard={shard}.zarr"
-        study.measure_shard(operator(), eigen, shard, path, {"step": 0})
+        eigen_stores.measure_shard(operator(), eigen, shard, path, {"step": 0})
         paths.append(path)
     return paths
 
@@ -36,7 +36,7 @@ def test_sharded_stores_give_the_in_process_solve(tmp_path):
     """Three shard jobs, their stores and the streaming solve: bitwise the in-process SEIGH."""
     paths = measure(tmp_path)
     out = tmp_path / "eigen.zarr"
-    study.solve_store(operator(), paths[::-1], EIGEN, seed=1, path=out, attrs={"step": 0})
+    eigen_stores.solve_store(operator(), paths[::-1], EIGEN, seed=1, path=out, attrs={"step": 0})
     store = open_dataset(out)
     ref = E.seigh(operator(), 40, outer=40, inner=80, seed=5, block=16, row_chunk=64, check_symmetry=False)
     assert np.array_equal(store["eigenvalues"].values, ref.eigenvalues)
@@ -52,13 +52,13 @@ def test_shard_store_layout(tmp_path):
     shard = open_dataset(measure(tmp_path)[0])
     assert shard["outer"].dims == ("param", "outer_column") and shard["outer"].encoding["chunks"] == (64, 16)
     assert shard["inner"].shape == (80, shard.attrs["stop"] - shard.attrs["start"])
-    assert json.loads(shard.attrs["sketch"]) == study.sketch_identity(EIGEN, D)
+    assert json.loads(shard.attrs["sketch"]) == eigen_stores.sketch_identity(EIGEN, D)
 
 
 def expect_refusal(tmp_path, paths, match, eigen=EIGEN):
     out = tmp_path / "eigen.zarr"
     with pytest.raises(E.SolverError, match=match):
-        study.solve_store(operator(), paths, eigen, seed=1, path=out, attrs={})
+        eigen_stores.solve_store(operator(), paths, eigen, seed=1, path=out, attrs={})
     assert not out.exists() and not list(tmp_path.glob(".eigen.zarr.tmp-*"))
 
 
@@ -103,7 +103,7 @@ def test_killed_writer_leaves_nothing(tmp_path):
     failing = Failing(op.matrix)
     path = tmp_path / "shard=0.zarr"
     with pytest.raises(RuntimeError, match="killed"):
-        study.measure_shard(failing, EIGEN, 0, path, {})
+        eigen_stores.measure_shard(failing, EIGEN, 0, path, {})
     assert not path.exists() and not list(tmp_path.glob(".*tmp-*"))
 
 
@@ -130,7 +130,7 @@ def test_default_mlp_streaming_equals_in_memory_solve():
     streamed = E.seigh_recover(part.outer, *E.seigh_merge([part], spec), spec, 355, row_chunk=1000)
     _, reference = dense_recover(part.outer, part.inner, spec, 355)
     order = np.argsort(-np.abs(checkpoint.parameters().astype(np.float64)), kind="stable")
-    diff = np.abs(study.nested_overlap(order, streamed.vectors) - study.nested_overlap(order, reference))
+    diff = np.abs(metrics.nested_overlap(order, streamed.vectors) - metrics.nested_overlap(order, reference))
     assert diff.max() < 1e-6
 
 
@@ -148,7 +148,7 @@ def test_step_metrics_measure_each_method_against_exact():
                            "eigenvectors": (("param", "eigenpair"), result.eigenvectors.astype(np.float32))})
 
     theta = np.random.default_rng(3).standard_normal(D)
-    ds = study.step_metrics(theta, {"exact": store(exact), "seigh": store(sketch)}, [0.05], 3, 0, row_chunk=64)
+    ds = metrics.step_metrics(theta, {"exact": store(exact), "seigh": store(sketch)}, [0.05], 3, 0, row_chunk=64)
     accuracy = ds["eigenspace_accuracy"].sel({"method": "seigh"})
     for k in (1, 6, 20, 40):
         assert float(accuracy.sel(k=k)) == pytest.approx(E.top_overlap(exact.eigenvectors, sketch.eigenvectors, k),

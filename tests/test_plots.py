@@ -119,17 +119,22 @@ def test_save_figure(tmp_path, stores):
 
 @pytest.fixture(scope="module")
 def dof_store():
-    from hessmask.subspace import SubspaceResult, _results_dataset, dof_dataset
+    import xarray as xr
+
+    from hessmask.dof import SubspaceResult, _results_dataset, dof_dataset
 
     chunks = []
     for i, method in enumerate(["random_affine", "hessian_topd", "mask_topd"]):
-        for d in (5, 50, 500):
-            acc = min(0.95, 0.2 + 0.1 * i + 0.12 * np.log(d))
-            results = [SubspaceResult(1.0, acc + r / 100, 1.1, acc - 0.02, np.linspace(2, 1, 4), np.zeros(1))
-                       for r in range(3)]
-            chunks.append(_results_dataset(results, range(3), {"method": [method], "d": [d]}))
-    full = _results_dataset([SubspaceResult(0.1, 0.97, 0.2, 0.94, np.zeros(4), np.zeros(1))], [0], {})
-    return dof_dataset(chunks, full, 7030, [round(0.1 + 0.05 * i, 2) for i in range(19)], delta=0.1)
+        for t in ([0] if method == "random_affine" else [0, 20, 40]):
+            for d in (5, 50, 500):
+                acc = min(0.95, 0.2 + 0.1 * i + 0.12 * np.log(d) + t / 400)
+                results = [SubspaceResult(1.0, acc + r / 100, 1.1, acc - 0.02, np.linspace(2, 1, 4), np.zeros(1))
+                           for r in range(3)]
+                chunks.append(_results_dataset(results, range(3), {"method": [method], "start_step": [t], "d": [d]}))
+    full = xr.concat([_results_dataset([SubspaceResult(0.1, 0.97, 0.2, 0.94, np.zeros(4), np.zeros(1))], [0], {})],
+                     dim=xr.DataArray([0.05], dims="lr", name="lr"))
+    return dof_dataset(chunks, full, 7030, [round(0.1 + 0.05 * i, 2) for i in range(19)], delta=0.1,
+                       main_steps={"random_affine": 0, "hessian_topd": 20, "mask_topd": 20}, sweep_levels=[0.6, 0.7])
 
 
 def test_dof_figures(dof_store):
@@ -146,8 +151,18 @@ def test_dof_figures(dof_store):
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_xlabel() == "compression ratio D / d"
 
 
+def test_dof_start_step_figure(dof_store, tmp_path):
+    fig = plots.dof_start_step(dof_store, "sweep")
+    assert [ax.get_title() for ax in fig.axes] == ["train accuracy >= 0.6", "train accuracy >= 0.7"]
+    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert labels == ["random affine (t = 0): d*", "top-d Hessian eigenspace", "top-d magnitude mask"]
+    assert fig.axes[0].get_ylabel().startswith("threshold dimension d*")
+    assert [len(line.get_xdata()) for line in fig.axes[0].get_lines()[1:]] == [3, 3]  # t = 0, 20, 40
+    plots.save_figure(fig, tmp_path / "start_step")
+
+
 def test_quadratic_well_figure():
-    from hessmask.subspace import quadratic_well_dataset
+    from hessmask.dof import quadratic_well_dataset
 
     quad = {"dim": 30, "spectra": [{"name": "bimodal", "kind": "bimodal", "low": 1e-3, "high": 1.0},
                                    {"name": "bulk", "kind": "bulk", "low": 1e-3, "high": 1.0}],

@@ -24,7 +24,7 @@ def rehearsal(tmp_path_factory):
 def test_real_dimension_end_to_end(rehearsal, name):
     out = rehearsal / "results" / name
     dim = MODEL_DIMS[NETWORKS[name]]
-    path = out / "eigen" / "seigh" / "test" / f"step={2 if name != 'rehearsal_resnet18' else 1}.zarr"
+    path = out / "eigen" / "seigh" / "test" / f"step={2 if name != 'rehearsal_resnet18' else 0}.zarr"
     store = open_dataset(path, load=False)
     assert store.sizes["param"] == dim and store.sizes["eigenpair"] == 16
     assert store["eigenvectors"].encoding["chunks"] == (65536, 8)
@@ -36,12 +36,40 @@ def test_real_dimension_end_to_end(rehearsal, name):
     assert store.attrs["rank"] == 16 and store.attrs["orthogonality_error"] < 1e-10
     metrics = open_dataset(out / "metrics.zarr")
     assert metrics.attrs["D"] == dim and int(metrics["k"].max()) == 16
-    assert np.isfinite(metrics["overlap"].sel(method="seigh")).all()
+    assert np.isfinite(metrics["overlap"].sel({"method": "seigh"})).all()
     summary = (out / "summary.md").read_text()
     k = round({"3c3d": 1e-5, "allcnnc": 1e-5, "resnet18": 1e-6}[NETWORKS[name]] * dim)
     assert f"k = {k} " in summary and "## Sketch quality" in summary
     for figure in ("crystallization", "overlap_vs_k", "exact_vs_sketched", "runtime_breakdown"):
         assert (rehearsal / "results" / "figures" / name / f"{figure}.png").stat().st_size > 10_000
+
+
+def test_tie_rules_decide_resnet18_masks_at_initialization(rehearsal):
+    """At initialization ResNet-18's 4800 BatchNorm scales all equal 1.0 and every other |theta| is
+    below 0.5, so the magnitude masks of k <= 4800 are chosen by the tie rule alone; excluding the
+    normalization scales and biases makes them magnitude masks again. The overlaps with the
+    Hessian's top-k eigenspace at step 0 differ accordingly."""
+    from hessmask.metrics import step_metrics
+    from hessmask.models import excluded_parameters
+
+    out = rehearsal / "results" / "rehearsal_resnet18"
+    theta = open_dataset(out / "params.zarr")["params"].sel(step=0).values
+    assert int(np.sum(np.abs(theta) == 1.0)) == 4800 and np.sort(np.abs(theta))[-4801] < 0.5
+    store = open_dataset(out / "eigen" / "seigh" / "test" / "step=0.zarr", load=False)
+    excluded = excluded_parameters("resnet18", ["normalization_scales", "biases"])
+    rules = {"lowest_index": ("lowest_index", None), "random": ("random", None), "excluded": ("lowest_index", excluded)}
+    rhos = [5e-7, 1e-6]  # k = 6, 12
+    ks = [round(rho * theta.size) for rho in rhos]
+    results = {name: step_metrics(theta, {"seigh": store}, rhos, 2, seed=0, ties=ties, tie_seed=3, excluded=ex)
+               for name, (ties, ex) in rules.items()}
+    for name, ds in results.items():
+        overlaps = [float(ds["overlap"].sel({"method": "seigh", "k": k})) for k in ks]
+        print(f"{name}: boundary_ties {ds['boundary_ties'].values.tolist()} overlap at k = {ks}: {overlaps}")
+    np.testing.assert_array_equal(results["lowest_index"]["boundary_ties"].values, ks)  # every member is a tie
+    np.testing.assert_array_equal(results["random"]["boundary_ties"].values, ks)
+    np.testing.assert_array_equal(results["excluded"]["boundary_ties"].values, [0, 0])
+    overlap = {name: ds["overlap"].sel({"method": "seigh", "k": ks}) for name, ds in results.items()}
+    assert not np.allclose(overlap["lowest_index"], overlap["excluded"])  # the rule, not magnitude, decided
 
 
 def test_reported_k_beyond_the_sketch_stops_before_any_job(tmp_path):

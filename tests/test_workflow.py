@@ -177,7 +177,14 @@ def test_degrees_of_freedom_end_to_end(synthetic_run):
     assert trajectory.attrs["final_gap"] == 0.0  # the replay is bitwise the experiment's training
     quad = open_dataset(synthetic_run / "results" / "dof" / "quadratic_well.zarr")
     assert quad["success_probability"].dims == ("spectrum", "radius", "eps", "d")
-    for name in ("success", "threshold_dimension", "compression"):
+    # the start-step sweep: burn_in, hessian_topd and mask_topd at t = 0, 3, 6; the others at their own step
+    assert list(ds["start_step"].values) == [0, 3, 6] and ds.attrs["full_lr"] in (0.05, 0.01)
+    ran = ds["sweep_ran"].to_pandas()
+    assert ran.loc[["burn_in", "hessian_topd", "mask_topd"]].all().all() and ran.loc["random_affine"].sum() == 1
+    assert ds["sweep_run_threshold_dimension"].dims == ("method", "start_step", "run", "split", "sweep_level")
+    full = open_dataset(synthetic_run / "results" / "ci_mlp" / "dof" / "full.zarr")
+    assert list(full["lr"].values) == [0.05, 0.01]  # each learning rate of dof.full_lr is run
+    for name in ("success", "threshold_dimension", "compression", "start_step"):
         assert (synthetic_run / "results" / "figures" / "dof" / "ci_mlp" / f"{name}.pdf").stat().st_size > 0
     assert (synthetic_run / "results" / "figures" / "dof" / "quadratic_well.png").stat().st_size > 0
 
@@ -185,7 +192,8 @@ def test_degrees_of_freedom_end_to_end(synthetic_run):
 def test_new_dimension_schedules_only_its_subspace_jobs(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    dof: {dims: [2, 4, 6, 8]}\n"))
-    assert jobs.pop("dof_chunk") == 6  # one per method; the trajectory already holds max(dims) directions
+    # one per (method, start step): 3 swept methods x 3 t + 3 others; the trajectory already holds max(dims)
+    assert jobs.pop("dof_chunk") == 12
     assert set(jobs) == {"dof_aggregate", "dof_figures", "all"}
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from hessmask.data import class_balanced_indices
 from hessmask.masks import k_of_rho
+from hessmask.models import DEFAULT_CLASSES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -83,8 +84,16 @@ def key_path(path: Any) -> str:
 
 
 def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
+    """The config schema, with the lists that the library owns filled in: the subspace methods of
+    ``experiments.<name>.dof.methods`` (allowed values and default) are :data:`hessmask.dof.METHODS`."""
+    from hessmask.dof import METHODS
+
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    methods = schema["definitions"]["experiment"]["properties"]["dof"]["properties"]["methods"]
+    methods["items"]["enum"] = list(METHODS)
+    methods["default"] = list(METHODS)
+    return schema
 
 
 def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) -> dict:
@@ -122,14 +131,13 @@ COMPATIBLE_DATASETS = {
     "resnet18": {"imagenet", "synthetic"},
 }
 NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
-MODEL_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
 #: D of each model with its default classes (tests check these against hessmask.models).
 MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2146, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
 
 
 def experiment_classes(exp: Mapping[str, Any]) -> int:
     """The number of classes of an experiment's data (the model's default for synthetic data)."""
-    return NUM_CLASSES.get(exp["dataset"], MODEL_CLASSES[exp["model"]])
+    return NUM_CLASSES.get(exp["dataset"], DEFAULT_CLASSES[exp["model"]])
 
 
 def eigen_steps(exp: Mapping[str, Any]) -> list[int]:
@@ -316,10 +324,11 @@ def check_dof(name: str, exp: Mapping[str, Any]) -> None:
     if dims[-1] > dim:
         raise ConfigError(f"config key '{key}.dims': d = {dims[-1]} exceeds the D = {dim} parameters of {exp['model']}")
     steps = checkpoint_steps(exp)
-    for field in ("start_step", "rewind_step"):
-        if dof[field] not in steps:
-            raise ConfigError(f"config key '{key}.{field}': {dof[field]} is not a checkpoint step "
-                              f"(record steps, 0 or train.steps: {steps})")
+    for field in ("start_step", "rewind_step", "ticket_step", "start_steps"):
+        for value in dof[field] if isinstance(dof[field], list) else [dof[field]]:
+            if value is not None and value not in steps:
+                raise ConfigError(f"config key '{key}.{field}': {value} is not a checkpoint step "
+                                  f"(record steps, 0 or train.steps: {steps})")
     methods = dof["methods"]
     if "lottery_subspace" in methods:
         available = -(-exp["train"]["steps"] // dof["trajectory_every"])
@@ -333,9 +342,11 @@ def check_dof(name: str, exp: Mapping[str, Any]) -> None:
                               f"(experiments.{name}.hessian.{split}_samples = 0)")
         solved = exact_steps(exp) if method == "exact" else (
             eigen_steps(exp) if exp["eigen"]["sketch"]["enabled"] else [])
-        if start not in solved:
-            raise ConfigError(f"config key '{key}.start_step': hessian_topd needs the {method} eigen store at "
-                              f"step {start}, solved only at {solved}")
+        for field, values in (("start_step", [start]), ("start_steps", dof["start_steps"])):
+            for t in values:
+                if t not in solved:
+                    raise ConfigError(f"config key '{key}.{field}': hessian_topd needs the {method} eigen store "
+                                      f"at step {t}, solved only at {solved}")
         if dims[-1] > dof_hessian_k(exp):
             raise ConfigError(f"config key '{key}.dims': hessian_topd at d = {dims[-1]} needs that many "
                               f"eigenvectors; the {method} store holds {dof_hessian_k(exp)}")

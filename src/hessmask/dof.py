@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -57,7 +57,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The subspace methods: the one list the config schema, the rules, the stores and the figures use.
 METHODS = ("random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd")
+#: Methods whose offset is w_t at a start step t (``dof.start_step``, swept over ``dof.start_steps``).
+START_STEP_METHODS = ("burn_in", "hessian_topd", "mask_topd")
+#: Methods that draw a fresh w_0 per run under ``dof.init: per_run`` (seed 004 section 2: the success
+#: probability is over the random subspace *and* the random initialization). The other methods are
+#: functions of one full training trajectory and stay conditioned on the experiment's w_0.
+PER_RUN_INIT_METHODS = ("random_affine", "burn_in")
 
 #: What each method's subspace is, for stores and figure legends.
 METHOD_LABELS = {
@@ -192,6 +199,113 @@ class Sources:
 def run_seeds(seed: int, run: int) -> tuple[int, int]:
     """(data-order seed, basis seed) of run ``run``: shared by every method and dimension."""
     return step_seed(seed, run, 3), step_seed(seed, run, 4)
+
+
+def run_init_seed(seed: int, run: int) -> int:
+    """Seed of run ``run``'s own initialization and burn-in data order (``dof.init: per_run``)."""
+    return step_seed(seed, run, 5)
+
+
+def run_initialization(run: int, seed: int, model_name: str, num_classes: int, train: TrainSettings,
+                       data: Data, step: int) -> np.ndarray:
+    """w_t of one run under ``dof.init: per_run``: a fresh w_0, then ``step`` SGD steps.
+
+    Args:
+        run: the run index r.
+        seed: ``dof.seed``; w_0 and the burn-in batches are drawn from ``run_init_seed(seed, run)``.
+        model_name, num_classes: the experiment's network.
+        train: the experiment's SGD settings (learning rate, batch size, ...); only its seed is replaced.
+        data: the experiment's data.
+        step: t, the burn-in steps (0: w_0 itself).
+    Returns:
+        float32 (D,) parameter vector.
+    Implements docs/science.md, section "Degrees of freedom" (burn-in affine subspaces, seed 004 section 2).
+    """
+    from dataclasses import replace
+
+    from hessmask.training import initial_checkpoint
+
+    settings = replace(train, seed=run_init_seed(seed, run))
+    checkpoint = initial_checkpoint(model_name, num_classes, settings)
+    if step:
+        checkpoint, _ = train_segment(checkpoint, data, step, settings, progress=False)
+    return checkpoint.parameters()
+
+
+# ----------------------------------------------------------------------------- the job grid
+
+
+def start_steps(dof: Mapping[str, Any]) -> list[int]:
+    """Every start step t of the experiment: ``dof.start_step`` and the sweep ``dof.start_steps``."""
+    return sorted({dof["start_step"], *(dof.get("start_steps") or [])})
+
+
+def offset_steps(method: str, dof: Mapping[str, Any]) -> list[int]:
+    """The checkpoint steps a method starts from: every t for START_STEP_METHODS, 0 for
+    random_affine, the rewind step r for the lottery methods."""
+    if method in START_STEP_METHODS:
+        return start_steps(dof)
+    return [0] if method == "random_affine" else [dof["rewind_step"]]
+
+
+def main_offset_step(method: str, dof: Mapping[str, Any]) -> int:
+    """The step of a method's runs in the main (method, d, run) results: t = ``dof.start_step``."""
+    return dof["start_step"] if method in START_STEP_METHODS else offset_steps(method, dof)[0]
+
+
+def main_offset_steps(dof: Mapping[str, Any]) -> dict[str, int]:
+    """:func:`main_offset_step` of every configured method."""
+    return {m: main_offset_step(m, dof) for m in dof["methods"]}
+
+
+def chunk_runs(dof: Mapping[str, Any], chunk: int) -> list[int]:
+    """The runs of job ``chunk`` (``dof.runs_per_job`` per job; null: all runs in one job)."""
+    per = dof["runs_per_job"] or dof["runs"]
+    return list(range(chunk * per, min(dof["runs"], (chunk + 1) * per)))
+
+
+def chunk_grid(dof: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(method, t, d, chunk) of every subspace job of an experiment."""
+    per = dof["runs_per_job"] or dof["runs"]
+    chunks = range(-(-dof["runs"] // per))
+    return [(m, t, d, c) for m in dof["methods"] for t in offset_steps(m, dof) for d in dof["dims"] for c in chunks]
+
+
+def method_inputs(method: str, step: int, dof: Mapping[str, Any], final_step: int) -> dict[str, tuple]:
+    """What a (method, t) job reads, by role: ``("checkpoint", step)``, ``("trajectory",)`` or
+    ``("eigen", method, split, step)``; the workflow turns these into paths.
+
+    Every job reads the checkpoint at its offset step (its network and buffers, and w_t); the
+    lottery ticket also the checkpoint whose magnitudes choose it (``dof.ticket_step``, null: the
+    final step), the lottery subspace the trajectory's principal directions, hessian_topd the
+    eigen store at t.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown subspace method {method!r} (known: {', '.join(METHODS)})")
+    inputs: dict[str, tuple] = {"start": ("checkpoint", step)}
+    if method == "lottery_ticket":
+        ticket = dof.get("ticket_step")
+        inputs["final"] = ("checkpoint", final_step if ticket is None else ticket)
+    if method == "lottery_subspace":
+        inputs["trajectory"] = ("trajectory",)
+    if method == "hessian_topd":
+        inputs["eigen"] = ("eigen", dof["hessian_method"], dof["hessian_split"], step)
+    return inputs
+
+
+#: The dof keys a subspace job's result depends on, beyond Adam's (the grid keys are wildcards).
+_JOB_KEYS = {"lottery_subspace": ("trajectory_every",), "lottery_ticket": ("ticket_step",),
+             "hessian_topd": ("hessian_split", "hessian_method")}
+
+
+def job_settings(method: str, dof: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a (method, d, chunk) job depends on: Adam's, the seed, the device, ``init``
+    for the per-run-init methods, and the method's own keys (so that changing, say, the lottery
+    ticket's step reruns only the lottery-ticket jobs)."""
+    keys = ["steps", "batch_size", "lr", "seed", "device", *_JOB_KEYS.get(method, ())]
+    if method in PER_RUN_INIT_METHODS:
+        keys.append("init")
+    return {k: dof[k] for k in keys}
 
 
 def build_subspace(method: str, d: int, run: int, sources: Sources, seed: int) -> tuple[np.ndarray, Basis]:
@@ -473,34 +587,64 @@ def threshold_bound(eigenvalues: np.ndarray, eps: Any, radius: float) -> np.ndar
 
 
 def run_chunk(method: str, d: int, runs: Sequence[int], sources: Sources, model: nn.Module, data: Data,
-              settings: SubspaceSettings, seed: int) -> "xr.Dataset":
-    """One job of the workflow: ``runs`` of one (method, d); dims (method, d, run[, adam_step])."""
+              settings: SubspaceSettings, seed: int, step: int = 0,
+              initialization: Callable[[int], np.ndarray] | None = None) -> "xr.Dataset":
+    """One job of the workflow: ``runs`` of one (method, t, d).
+
+    Args:
+        method: one of :data:`METHODS`.
+        d: the training dimension.
+        runs: run indices; run r's data order and random basis come from ``run_seeds(seed, r)``.
+        sources: what the subspaces are built from (w_t, w_r, trajectory, eigenvectors ...).
+        model: the architecture and buffers (copied per run).
+        data: the experiment's data.
+        settings: Adam in the subspace.
+        seed: ``dof.seed``.
+        step: t, the offset step of this job (stored as the ``start_step`` coordinate).
+        initialization: for ``dof.init: per_run``, run -> that run's own w_t (:func:`run_initialization`),
+            which replaces the shared offset; None: every run starts from ``sources``.
+    Returns:
+        Dataset with dims (method, start_step, d, run[, adam_step]): final losses and accuracies and
+        the batch-loss curve.
+    """
     import copy
 
     results = []
     for run in runs:
+        if initialization is not None:
+            offset = initialization(run)
+            sources = Sources(start=offset, init=offset, rewind=offset)
         offset, basis = build_subspace(method, d, run, sources, seed)
         data_seed, _ = run_seeds(seed, run)
         result = train_in_subspace(copy.deepcopy(model), offset, basis, data, settings, data_seed,
-                                   label=f"{method} d={d} run={run}", progress=None)
-        log.info("%s d=%d run %d: train acc %.4f loss %.4f, test acc %.4f", method, d, run,
+                                   label=f"{method} t={step} d={d} run={run}", progress=None)
+        log.info("%s t=%d d=%d run %d: train acc %.4f loss %.4f, test acc %.4f", method, step, d, run,
                  result.train_accuracy, result.train_loss, result.test_accuracy)
         results.append(result)
-    return _results_dataset(results, runs, {"method": [method], "d": [d]})
+    return _results_dataset(results, runs, {"method": [method], "start_step": [step], "d": [d]})
 
 
-def full_space_runs(runs: Sequence[int], init: np.ndarray, model: nn.Module, data: Data,
-                    settings: SubspaceSettings, seed: int) -> "xr.Dataset":
-    """The full-space reference: Adam on all D parameters from w_0, one per run's data order."""
+def full_space_runs(runs: Sequence[int], init: np.ndarray | Callable[[int], np.ndarray], model: nn.Module,
+                    data: Data, settings: SubspaceSettings, seed: int) -> "xr.Dataset":
+    """The full-space reference: Adam on all D parameters, one run per data order.
+
+    Args:
+        runs: run indices (the data order of run r is the subspace runs' order).
+        init: w_0, shared (float32 (D,)), or run -> that run's w_0 (``dof.init: per_run``).
+        model, data, settings, seed: as :func:`run_chunk`.
+    Returns:
+        Dataset with dims (run[, adam_step]).
+    """
     import copy
 
     results = []
     for run in runs:
         data_seed, _ = run_seeds(seed, run)
-        results.append(train_full_space(copy.deepcopy(model), init, data, settings, data_seed,
-                                        label=f"full space run={run}", progress=None))
-        log.info("full space run %d: train acc %.4f, test acc %.4f", run, results[-1].train_accuracy,
-                 results[-1].test_accuracy)
+        start = init(run) if callable(init) else init
+        results.append(train_full_space(copy.deepcopy(model), start, data, settings, data_seed,
+                                        label=f"full space lr={settings.lr} run={run}", progress=None))
+        log.info("full space lr %g run %d: train acc %.4f, test acc %.4f", settings.lr, run,
+                 results[-1].train_accuracy, results[-1].test_accuracy)
     return _results_dataset(results, runs, {})
 
 
@@ -529,33 +673,90 @@ def _results_dataset(results: Sequence[SubspaceResult], runs: Sequence[int],
     return ds
 
 
-def dof_dataset(chunks: Sequence["xr.Dataset"], full: "xr.Dataset", dim: int, levels: Sequence[float],
-                delta: float) -> "xr.Dataset":
-    """results/dof/<experiment>.zarr: the chunks on one (method, d, run) grid, the full-space
-    reference, and the success probability and threshold dimension per split."""
+def best_full_space(full: "xr.Dataset") -> tuple["xr.Dataset", float]:
+    """The full-space reference at the learning rate with the best mean final train accuracy
+    (seed 004 appendix A: "the better result of 5e-2 and 1e-2"); ``full`` has dims (lr, run)."""
+    mean = full["train_accuracy"].mean("run")
+    best = float(full["lr"].values[int(np.nanargmax(mean.values))])
+    return full.sel(lr=best, drop=True), best
+
+
+def run_threshold_dimension(accuracy: Any, levels: Sequence[float]) -> Any:
+    """Per-run d*: the smallest d at which one run's accuracy (running max over smaller d) reaches
+    each level, NaN if none; dims (..., run, level). Its spread over runs is the spread of d*."""
+    values = np.asarray(levels, dtype=np.float64)
     import xarray as xr
 
-    ds = xr.combine_by_coords([c.drop_vars("batch_loss") for c in chunks], combine_attrs="drop_conflicts")
-    curves = xr.combine_by_coords([c[["batch_loss"]] for c in chunks], combine_attrs="drop_conflicts")
-    ds["batch_loss"] = curves["batch_loss"]
-    order = [m for m in METHODS if m in set(map(str, ds["method"].values))]
-    ds = ds.sel({"method": order}).transpose("method", "d", "run", "adam_step")
-    ds = ds.assign_coords(method=order,
-                          compression=("d", dim / ds["d"].values.astype(np.float64)))
+    level = xr.DataArray(values, dims="level", coords={"level": values})
+    hit = (running_max(accuracy) >= level - 1e-12).astype(np.float64)
+    return threshold_dimension(hit, 0.0)
+
+
+def dof_dataset(chunks: Sequence["xr.Dataset"], full: "xr.Dataset", dim: int, levels: Sequence[float],
+                delta: float, main_steps: Mapping[str, int], sweep_levels: Sequence[float] = ()) -> "xr.Dataset":
+    """results/dof/<experiment>.zarr from the subspace jobs and the full-space reference.
+
+    Args:
+        chunks: the (method, start_step, d, run) datasets of :func:`run_chunk`.
+        full: the full-space reference, dims (lr, run) (one learning rate or several; the best is kept).
+        dim: D.
+        levels: accuracy levels of the success probability.
+        delta: d* is the smallest d with success probability >= 1 - delta.
+        main_steps: method -> the offset step of its main results (:func:`main_offset_step`).
+        sweep_levels: levels of the start-step sweep (d* against t).
+    Returns:
+        Dataset: per (method, d, run) the final losses and accuracies at each method's main step,
+        the success probability and d* per split; the full-space reference; and, over every
+        start step t, ``sweep_threshold_dimension`` (method, start_step, split, level) with the
+        per-run ``sweep_run_threshold_dimension`` (method, start_step, run, split, level).
+    Implements docs/science.md, section "Degrees of freedom".
+    """
+    import xarray as xr
+
+    everything = xr.merge([c for c in chunks], combine_attrs="drop_conflicts", join="outer",
+                          compat="no_conflicts")
+    methods = [m for m in METHODS if m in set(map(str, everything["method"].values))]
+    main = xr.concat([everything.sel({"method": m, "start_step": main_steps[m]}, drop=True) for m in methods],
+                     dim=xr.DataArray(methods, dims="method", name="method"))
+    ds = main.transpose("method", "d", "run", "adam_step")
+    ds = ds.assign_coords(compression=("d", dim / ds["d"].values.astype(np.float64)))
     ds["compression"].attrs.update(long_name="compression ratio D / d", units="1")
+    ds["offset_step"] = ("method", [main_steps[m] for m in methods])
+    ds["offset_step"].attrs.update(long_name="checkpoint step of each method's offset (t, r or 0)", units="steps")
+    full, best_lr = best_full_space(full)
     for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
         ds[f"full_{name}"] = full[name].rename(run="full_run")
         ds[f"full_{name}"].attrs.update(full[name].attrs,
                                         long_name="full-space reference: " + full[name].attrs["long_name"])
-    accuracy = xr.concat([running_max(ds[f"{s}_accuracy"]) for s in ("train", "test")],
-                         dim=xr.DataArray(["train", "test"], dims="split", name="split"))
+    splits = xr.DataArray(["train", "test"], dims="split", name="split")
+    accuracy = xr.concat([running_max(ds[f"{s}_accuracy"]) for s in ("train", "test")], dim=splits)
     ds["success_probability"] = success_probability(accuracy, levels).transpose("method", "split", "level", "d")
     ds["success_probability"].attrs.update(
         units="1", long_name="fraction of runs whose accuracy (running max over smaller d) reaches the level")
     ds["threshold_dimension"] = threshold_dimension(ds["success_probability"], delta)
     ds["threshold_dimension"].attrs.update(
         units="1", long_name=f"d*: smallest d with success probability >= 1 - delta (delta = {delta}); NaN if none")
-    ds.attrs.update(D=dim, delta=delta, methods=", ".join(f"{m}: {METHOD_LABELS[m]}" for m in ds["method"].values))
+    if sweep_levels:
+        swept = everything["train_accuracy"].sel({"method": methods})
+        sweep_accuracy = xr.concat([everything[f"{s}_accuracy"].sel({"method": methods}) for s in ("train", "test")],
+                                   dim=splits)
+        present = swept.notnull().all("run").any("d")  # (method, start_step): the jobs that ran
+        success = success_probability(running_max(sweep_accuracy), sweep_levels)
+        ds["sweep_threshold_dimension"] = threshold_dimension(success, delta).where(present).transpose(
+            "method", "start_step", "split", "level").rename(level="sweep_level")
+        per_run = run_threshold_dimension(sweep_accuracy, sweep_levels).where(present)
+        ds["sweep_run_threshold_dimension"] = per_run.transpose(
+            "method", "start_step", "run", "split", "level").rename(level="sweep_level")
+        ds["sweep_ran"] = present.transpose("method", "start_step")
+        ds["sweep_ran"].attrs.update(long_name="whether the subspace jobs of (method, start step) ran", units="1")
+        ds["sweep_threshold_dimension"].attrs.update(
+            units="1", long_name=f"d* of the runs started at step t (delta = {delta}); NaN if none or not run")
+        ds["sweep_run_threshold_dimension"].attrs.update(
+            units="1", long_name="per-run d*: smallest d where this run reaches the level; NaN if none or not run")
+        ds["start_step"].attrs.update(long_name="t: the checkpoint step the subspace's offset is taken at",
+                                      units="steps")
+    ds.attrs.update(D=dim, delta=delta, full_lr=best_lr,
+                    methods=", ".join(f"{m}: {METHOD_LABELS[m]}" for m in ds["method"].values))
     return ds
 
 

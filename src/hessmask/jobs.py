@@ -51,7 +51,7 @@ def hessian_job(params, inputs, wildcards, config):
     class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples;
     ``inputs``: data, checkpoint; ``config``: the workflow config, read only for where the data
     live, which is deliberately no rerun trigger)."""
-    from hessmask.study import hessian_operator
+    from hessmask.eigen_stores import hessian_operator
     from hessmask.training import Checkpoint
 
     exp = params.experiment

@@ -18,6 +18,10 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from hessmask.dof import METHOD_LABELS as DOF_LABELS  # noqa: E402
+from hessmask.dof import METHODS as DOF_METHODS  # noqa: E402
+from hessmask.dof import START_STEP_METHODS as DOF_START_STEP_METHODS  # noqa: E402
+
 METRIC_LABELS = {
     "geodesic": "geodesic",
     "chordal_2": r"chordal $\ell_2$",
@@ -489,15 +493,11 @@ def runtime_breakdown(timings: Mapping[str, Mapping[str, float]], title: str = "
 
 # ----------------------------------------------------------------------------- degrees of freedom
 
-DOF_COLORS = dict(zip(
-    ["random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd"],
-    sns.color_palette("colorblind", 6)))
+DOF_COLORS = dict(zip(DOF_METHODS, sns.color_palette("colorblind", len(DOF_METHODS))))
 
 
 def _dof_label(method: str) -> str:
-    from hessmask.subspace import METHOD_LABELS as labels
-
-    return labels.get(method, method)
+    return DOF_LABELS.get(method, method)
 
 
 def _full_accuracy(ax, ds: xr.Dataset, split: str, orientation: str = "h") -> None:
@@ -591,6 +591,47 @@ def dof_compression(ds: xr.Dataset, title: str = "") -> plt.Figure:
 
     return _dof_split_panels(ds, draw, "compression ratio D / d", "{split} accuracy",
                              title or "Accuracy vs compression ratio", "lower left")
+
+
+def dof_start_step(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """d* against the start step t, one panel per sweep level (train accuracy): one line per
+    start-step method (burn_in, hessian_topd, mask_topd) with the min-max band of the per-run d*,
+    and random_affine (t = 0 by definition) as a horizontal reference."""
+    if "sweep_threshold_dimension" not in ds:
+        raise ValueError("the dof store has no start-step sweep (dof.sweep_levels)")
+    levels = ds["sweep_level"].values
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.6), squeeze=False, sharey=True,
+                             layout="constrained")
+    steps = ds["start_step"].values
+    for ax, level in zip(axes[0], levels):
+        dstar = ds["sweep_threshold_dimension"].sel(split="train", sweep_level=level)
+        runs = ds["sweep_run_threshold_dimension"].sel(split="train", sweep_level=level)
+        for method in map(str, ds["method"].values):
+            line, spread = dstar.sel({"method": method}).values, runs.sel({"method": method})
+            color, label = DOF_COLORS.get(method), _dof_label(method)
+            if method == "random_affine" and np.isfinite(line).any():
+                ax.axhline(np.nanmax(line), color=color, ls="--", lw=1, label=f"{label}: d*")
+            if method not in DOF_START_STEP_METHODS:  # the lottery methods' t is the rewind step
+                continue
+            ran = ds["sweep_ran"].sel({"method": method}).values
+            t = steps[ran]
+            ax.plot(t, line[ran], marker="o", ms=4, color=color, label=label)
+            ax.fill_between(t, spread.min("run").values[ran], spread.max("run").values[ran], color=color,
+                            alpha=0.15, lw=0)
+        ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=max(1, int(steps[steps > 0].min()) if (steps > 0).any() else 1))
+        ax.set_xticks(steps, [str(int(t)) for t in steps])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlabel("start step t (SGD steps before subspace training)")
+        ax.set_title(f"train accuracy >= {level:g}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("threshold dimension d* (lower = easier)")
+    axes[0, -1].legend(fontsize=7, loc="best")
+    delta = ds.attrs.get("delta", "")
+    fig.suptitle(title or "Threshold dimension against the start step")
+    fig.text(0.01, -0.02, f"line: d* (success probability >= 1 - delta, delta = {delta}); band: per-run d*, "
+             "min-max over runs; missing points: the level was not reached at any d", fontsize=7)
+    return fig
 
 
 def quadratic_well(ds: xr.Dataset) -> plt.Figure:

@@ -1,0 +1,281 @@
+"""The eigen stage's jobs: curvature operators of checkpoints and the eigen stores they fill.
+
+Each function takes plain values (config dicts, paths) and writes its store itself, streaming and
+in parts (docs/science.md, "SEIGH"). Nothing here knows about Snakemake.
+
+- ``hessian_operator``: the curvature operator of a checkpoint over a class-balanced subset.
+- ``exact_store``: the exact eigen store (eigenvalues, eigenvectors float32 (param, eigenpair)).
+- ``measure_shard`` / ``ShardStore``: one SEIGH measurement shard, written as it is measured.
+- ``open_shards`` / ``ShardRows``: the shards of one step checked against each other and read as
+  one row source.
+- ``solve_store``: merged shards -> the SEIGH eigen store, streaming over row chunks, with
+  residuals, the a-posteriori error and the measured orthogonality error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+import zarr
+
+from hessmask import eigen as E
+from hessmask.curvature import OPERATORS, CurvatureOperator
+from hessmask.data import class_balanced_indices
+from hessmask.jobs import Progress
+from hessmask.store import StoreWriter, open_dataset, write_dataset
+from hessmask.training import Checkpoint
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+
+def hessian_operator(checkpoint: Checkpoint, data: Any, split: str, samples: int,
+                     eigen: Mapping[str, Any]) -> CurvatureOperator:
+    """The curvature of the mean loss over the class-balanced ``samples`` of ``split``."""
+    idx = class_balanced_indices(data.labels(split), samples, data.num_classes)
+    x, y = data.batch(split, idx)
+    model = checkpoint.model(eigen["device"])
+    return OPERATORS[eigen["curvature"]](model, x, y, dtype=DTYPES[eigen["dtype"]], device=eigen["device"],
+                                         block_size=eigen["block_size"], data_chunk=eigen["data_chunk"])
+
+
+def _eigen_dataset(result: E.EigenResult, settings: Mapping[str, Any]) -> xr.Dataset:
+    """The small variables of an eigen store (everything but the eigenvectors)."""
+    ds = xr.Dataset({"eigenvalues": (("eigenpair",), result.eigenvalues.astype(np.float64))},
+                    coords={"eigenpair": np.arange(result.k)})
+    ds["eigenvalues"].attrs.update(long_name="eigenvalues by descending |lambda|", units="nats / parameter^2")
+    if result.residuals is not None:
+        ds["residual_norm"] = (("residual_pair",), result.residuals)
+        ds["residual_norm"].attrs.update(long_name="||H u - lambda u|| of the leading pairs",
+                                         units="nats / parameter^2")
+    if "spectrum" in result.extra:
+        ds["spectrum"] = (("spectrum_index",), result.extra["spectrum"])
+        ds["spectrum"].attrs.update(long_name="all D eigenvalues, descending (exact solve only)")
+    ds.attrs.update(method=result.method, products=int(result.products),
+                    settings=json.dumps(settings, sort_keys=True, default=str))
+    return ds
+
+
+def vector_chunks(dim: int, eigen: Mapping[str, Any]) -> tuple[int, int]:
+    """zarr chunks of the (param, eigenpair) eigenvectors: ``eigen.row_chunk`` rows by
+    ``eigen.vector_chunk`` eigenvectors, so that the top few eigenvectors read a small part."""
+    return (min(dim, eigen["row_chunk"]), eigen["vector_chunk"])
+
+
+def _vectors_attrs() -> dict:
+    return {"long_name": "unit eigenvectors (columns), same order as eigenvalues"}
+
+
+def exact_store(operator: CurvatureOperator, k: int, eigen: Mapping[str, Any], path: str | Path,
+                attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Exact top-k (dense float64 eigh of the matrix from D products), written to ``path``."""
+    result = E.exact(operator, k, block=eigen["block_size"], residual_pairs=eigen["residual_pairs"])
+    ds = _eigen_dataset(result, {"method": "exact", "k": k, **eigen})
+    ds["eigenvectors"] = (("param", "eigenpair"), result.eigenvectors.astype(np.float32), _vectors_attrs())
+    ds.attrs.update(attrs)
+    write_dataset(ds, path, encoding={"eigenvectors": {"chunks": vector_chunks(operator.dim, eigen)}})
+    log.info("exact: %d eigenpairs, timings %s", k, json.dumps({n: round(v, 2) for n, v in result.timings.items()}))
+    return ds
+
+
+def shard_ranges(inner: int, block: int, shards: int) -> list[tuple[int, int]]:
+    """Split [0, inner) into ``shards`` contiguous ranges on multiples of ``block``."""
+    blocks = -(-inner // block)
+    if shards > blocks:
+        raise ValueError(f"{shards} shards for only {blocks} measurement blocks")
+    bounds = np.linspace(0, blocks, shards + 1).round().astype(int) * block
+    bounds[-1] = inner
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def sketch_spec(eigen: Mapping[str, Any], dim: int) -> E.SketchSpec:
+    outer = eigen["sketch"]["outer"]
+    inner = eigen["sketch"]["inner"] or 2 * outer
+    return E.SketchSpec(dim, outer, inner, eigen["sketch"]["seed"], eigen["sketch"]["kind"])
+
+
+def sketch_identity(eigen: Mapping[str, Any], dim: int) -> dict:
+    """What makes measurement shards of one sketch mergeable: the test matrices (D, s, t, kind,
+    seed), the product blocks and the row chunks of the stored outer columns."""
+    spec = sketch_spec(eigen, dim)
+    return {"dim": dim, "outer": spec.outer, "inner": spec.inner, "kind": spec.kind, "seed": spec.seed,
+            "block_size": eigen["block_size"], "row_chunk": min(dim, eigen["row_chunk"])}
+
+
+def measure_shard(operator: CurvatureOperator, eigen: Mapping[str, Any], shard: int, path: str | Path,
+                  attrs: Mapping[str, Any]) -> E.Measurements:
+    """SEIGH measurements of one shard, written to ``path`` as they are taken (``ShardStore``).
+
+    Memory O(D x block_size): the outer columns go to the store block by block.
+    """
+    spec = sketch_spec(eigen, operator.dim)
+    start, stop = shard_ranges(spec.inner, eigen["block_size"], eigen["sketch"]["shards"])[shard]
+    with ShardStore(path, eigen, operator.dim, start, stop, torch.empty(0, dtype=operator.dtype).numpy().dtype) as out:
+        progress = Progress(f"shard {shard} [{start}, {stop})", stop - start, unit="products")
+        part = E.seigh_measure(operator, spec, start, stop, block=eigen["block_size"], progress=progress.update,
+                               outer_sink=out.write_outer)
+        out.finish(part, attrs)
+    log.info("shard %d: %d products in %.1f s", shard, part.products, part.seconds)
+    return part
+
+
+class ShardStore:
+    """The store of one measurement shard, written while it is measured.
+
+    ``outer`` (param, outer_column): the shard's outer-sketch columns H psi_R_i (i < s), in chunks
+    of ``eigen.row_chunk`` rows by ``eigen.block_size`` columns, filled block by block
+    (``write_outer``); ``inner`` (inner_row, measurement): Psi_L b_i; ``right`` (inner_row,
+    outer_column): Psi_R b_i; attrs ``start``, ``stop``, ``products``, ``seconds`` and ``sketch``
+    (``sketch_identity``, checked by the solve). Complete only after ``finish`` and a clean exit.
+    """
+
+    def __init__(self, path: str | Path, eigen: Mapping[str, Any], dim: int, start: int, stop: int, dtype: Any):
+        self.identity = sketch_identity(eigen, dim)
+        self.start, self.stop = start, stop
+        self.writer = StoreWriter(path)
+        n_outer = E.outer_columns(sketch_spec(eigen, dim), start, stop)
+        self.outer = self.writer.create("outer", ("param", "outer_column"), (dim, n_outer),
+                                        (self.identity["row_chunk"], eigen["block_size"]), dtype)
+
+    def write_outer(self, column: int, values: np.ndarray) -> None:
+        """Outer-sketch columns ``column..column + m - 1`` (absolute indices), all D rows."""
+        self.outer[:, column - self.start: column - self.start + values.shape[1]] = values
+
+    def finish(self, part: E.Measurements, attrs: Mapping[str, Any]) -> None:
+        """The small sketches and the attributes, once every block is measured."""
+        ds = xr.Dataset({"inner": (("inner_row", "measurement"), part.inner),
+                         "right": (("inner_row", "outer_column"), part.right)},
+                        coords={"measurement": np.arange(part.start, part.stop),
+                                "outer_column": np.arange(part.start, part.outer_stop)})
+        ds["inner"].attrs.update(long_name="inner sketch columns Psi_L H psi_R_i")
+        ds["right"].attrs.update(long_name="Psi_R H psi_R_i of the outer columns (the solve's projection)")
+        self.writer.write(ds)
+        self.outer.attrs.update(long_name="outer-sketch columns H psi_R_i, i < s")
+        self.writer.attrs.update({**attrs, "start": part.start, "stop": part.stop, "products": part.products,
+                                  "seconds": part.seconds, "sketch": json.dumps(self.identity, sort_keys=True)})
+
+    def __enter__(self) -> "ShardStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.__exit__(*exc)
+
+
+class ShardRows:
+    """The outer sketch Y read in row chunks across the shard stores that hold its columns.
+
+    Every chunk read is checked: a NaN is a chunk that was never written (a truncated store).
+    """
+
+    def __init__(self, paths: Sequence[str | Path], spec: E.SketchSpec):
+        self.paths = [str(p) for p in paths]
+        self.arrays = [zarr.open_array(str(Path(p, "outer")), mode="r") for p in self.paths]
+        self.dim, self.width = spec.dim, int(sum(a.shape[1] for a in self.arrays))
+        for path, array in zip(self.paths, self.arrays):
+            if array.shape[0] != spec.dim:
+                raise E.SolverError(f"shard store {path} holds columns of length {array.shape[0]}, "
+                                    f"the operator has D = {spec.dim}")
+        self.arrays = [(p, a) for p, a in zip(self.paths, self.arrays) if a.shape[1]]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        parts = []
+        for path, array in self.arrays:
+            try:
+                block = np.asarray(array[start:stop], dtype=np.float64)
+            except Exception as err:  # a checksum mismatch or an unreadable chunk
+                raise E.SolverError(f"shard store {path}: rows [{start}, {stop}) of the outer sketch cannot be "
+                                    f"read ({type(err).__name__}: {err}); delete it and rerun the shard") from err
+            if not np.isfinite(block).all():
+                raise E.SolverError(f"shard store {path} has missing or non-finite outer-sketch rows in "
+                                    f"[{start}, {stop}): the store is truncated or corrupt; "
+                                    "delete it and rerun the shard")
+            parts.append(block)
+        return np.concatenate(parts, axis=1)
+
+
+def open_shards(paths: Sequence[str | Path], eigen: Mapping[str, Any],
+                dim: int) -> tuple[np.ndarray, np.ndarray, list[E.Measurements], list]:
+    """The small parts of the shards (Z, Psi_R Y) after checking that each belongs to this sketch
+    and that together they tile [0, t); returns (inner, right, the shards' measurement records,
+    their paths in column order)."""
+    spec, identity = sketch_spec(eigen, dim), sketch_identity(eigen, dim)
+    stores = []
+    for path in paths:
+        try:  # the small sketches only: the outer columns are read in row chunks by ShardRows
+            store = open_dataset(path, load=False)
+            store = store.assign(inner=store["inner"].load(), right=store["right"].load())
+        except Exception as err:  # missing, truncated or failing its checksums
+            raise E.SolverError(f"shard store {path} cannot be read ({type(err).__name__}: {err}); "
+                                "delete it and rerun the shard") from None
+        found = json.loads(store.attrs.get("sketch", "{}"))
+        if found != identity:
+            diff = {k: (found.get(k), v) for k, v in identity.items() if found.get(k) != v}
+            raise E.SolverError(f"shard store {path} belongs to another sketch (found vs expected: {diff}); "
+                                "delete it and rerun the shard")
+        stores.append(store)
+    parts = [E.Measurements(int(s.attrs["start"]), int(s.attrs["stop"]), s["inner"].values, s["right"].values,
+                            None, int(s.attrs["products"]), float(s.attrs["seconds"])) for s in stores]
+    for part, path in zip(parts, paths):
+        if part.inner.shape != (spec.inner, part.stop - part.start):
+            raise E.SolverError(f"shard store {path} is truncated: inner sketch of shape {part.inner.shape}")
+    inner, right = E.seigh_merge(parts, spec, [str(p) for p in paths])
+    return inner, right, parts, [paths[i] for i in E.tiling_order(parts, spec)]
+
+
+def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], eigen: Mapping[str, Any], seed: int,
+                path: str | Path, attrs: Mapping[str, Any]) -> tuple[xr.Dataset, dict[str, float]]:
+    """Merge the shards and recover the top eigenpairs into the eigen store at ``path``,
+    streaming over row chunks (memory O(row_chunk x s + t^2)); residual norms and the
+    a-posteriori error as configured. Returns the store's small variables and the wall time per
+    phase (kept out of the store, so that two runs give identical stores)."""
+    spec = sketch_spec(eigen, operator.dim)
+    inner, right, parts, ordered = open_shards(shard_paths, eigen, operator.dim)
+    rows = ShardRows(ordered, spec)
+    products = int(sum(p.products for p in parts))
+    timer = E.Timer()
+    timer.timings["measure"] = float(sum(p.seconds for p in parts))
+    chunks = vector_chunks(operator.dim, eigen)
+    with StoreWriter(path) as out:
+        state: dict[str, Any] = {}
+
+        def sink(row: int, block: np.ndarray) -> None:
+            if "vectors" not in state:
+                state["vectors"] = out.create("eigenvectors", ("param", "eigenpair"), (operator.dim, block.shape[1]),
+                                              chunks, "float32")
+            state["vectors"][row: row + block.shape[0]] = block.astype(np.float32)
+
+        solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer,
+                                   device=eigen["device"])
+        vectors = E.ArrayRows(state["vectors"])
+        result = E.EigenResult(solution.eigenvalues, None, "seigh", products, timer.timings)
+        if eigen["residual_pairs"]:
+            with timer.phase("residuals"):
+                result.residuals = E.residual_norms(operator, solution.eigenvalues, vectors, eigen["residual_pairs"])
+        ds = _eigen_dataset(result, {"method": "seigh", **eigen})
+        ds.attrs.update(attrs)
+        ds.attrs.update(rank=solution.rank, condition=solution.condition,
+                        reorthogonalized=int(solution.reorthogonalized),
+                        orthogonality_error=solution.orthogonality_error)
+        if eigen["aposteriori_samples"]:
+            with timer.phase("aposteriori"):
+                post = E.aposteriori_error(operator, solution.eigenvalues, vectors, eigen["aposteriori_samples"], seed,
+                                           row_chunk=eigen["row_chunk"])
+            bounds = E.aposteriori_bounds(eigen["aposteriori_samples"], 0.5)
+            ds.attrs.update(aposteriori=json.dumps({**post, "bounds_eps0.5": bounds}))
+        out.write(ds)
+        state["vectors"].attrs.update(_vectors_attrs())
+    log.info("solve: rank %d of %d, condition %.2e, orthogonality error %.1e, timings %s", solution.rank, spec.outer,
+             solution.condition, solution.orthogonality_error,
+             json.dumps({n: round(v, 2) for n, v in timer.timings.items()}))
+    return ds, timer.timings
+
+
+# ----------------------------------------------------------------------------- metrics

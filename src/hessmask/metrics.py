@@ -1,0 +1,351 @@
+"""The metrics stage's jobs: magnitude masks against the eigen stores (docs/science.md, "Metrics").
+
+Each function takes plain values (parameter vectors, opened eigen stores) and returns a Dataset or
+text that the workflow script writes. Nothing here knows about Snakemake.
+
+- ``step_metrics``: overlap of the step's magnitude masks with each method's top-k eigenspace for
+  every k, random-mask baselines, the seven Grassmannian metrics at each rho, spectrum statistics,
+  the eigenspace accuracy of every method against the exact solve.
+- ``combine_metrics`` and ``eigenspace_pairs``: the per-experiment ``metrics.zarr``.
+- ``summary_markdown``, ``sketch_quality``, ``sketch_diagnostics``: the experiment's summary.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from hessmask import eigen as E
+from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
+from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnitude_order
+
+
+def nested_overlap(order: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """overlap(m_k, U_k) for k = 1..K, where m_k = the first k entries of ``order``.
+
+    With S = U^2 restricted to the rows of ``order[:K]`` (in that order), overlap(k) is the sum of
+    the leading k x k block of S divided by k: one 2-D cumulative sum gives every k. ``vectors``
+    may be all D rows or already only the rows ``order[:K]`` (then ``order`` is ignored).
+    """
+    k_max = vectors.shape[1]
+    rows = vectors if vectors.shape[0] == k_max else vectors[order[:k_max]]
+    squares = np.asarray(rows, dtype=np.float64) ** 2
+    cumulative = squares.cumsum(axis=0).cumsum(axis=1)
+    ks = np.arange(1, k_max + 1)
+    return cumulative[ks - 1, ks - 1] / ks
+
+
+def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
+    """For each index order, the rows ``order[:k]`` of the first k eigenvectors (k x k each, float64).
+
+    One read of the union of the wanted rows (a zarr orthogonal selection reads only the chunks
+    that hold them, and only the first k columns): memory O(len(orders) x k^2), never D x k.
+    """
+    wanted = np.unique(np.concatenate([np.asarray(o[:k]) for o in orders]))
+    block = np.asarray(vectors.isel(param=wanted, eigenpair=slice(0, k)).values, dtype=np.float64)
+    return [block[np.searchsorted(wanted, o[:k])] for o in orders]
+
+
+def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos: Sequence[float],
+                 random_masks: int, seed: int, frobenius: float | None = None,
+                 row_chunk: int = 65536, ties: str = "lowest_index", tie_seed: int = 0,
+                 excluded: np.ndarray | None = None) -> xr.Dataset:
+    """All per-(step, split) comparisons of the magnitude masks with each method's eigenspaces.
+
+    The stores may be opened lazily: only the rows of the K largest |theta| (and of the random
+    masks) of the first K eigenvectors are read. ``frobenius``: an estimate of ||H||_F (from the
+    a-posteriori products) to normalize the spectrum concentration of methods that do not see the
+    whole spectrum. ``ties``, ``tie_seed`` and ``excluded`` decide the magnitude masks
+    (``hessmask.masks.magnitude_order``); ``boundary_ties`` (rho) counts the members of each mask
+    that the tie rule chose. Where an exact store is among them, each method's accuracy is measured against
+    it: the overlap of its top-k eigenspace with the exact one for every k (1 = the same subspace)
+    and the relative error of each eigenvalue.
+    """
+    dim = theta.size
+    order = magnitude_order(theta, ties, tie_seed, excluded)
+    tied = np.array([boundary_ties(theta, order, k_of_rho(dim, rho), excluded) for rho in rhos])
+    methods = list(eigen_stores)
+    k_all = max(s.sizes["eigenpair"] for s in eigen_stores.values())
+    ks = np.arange(1, k_all + 1)
+    overlap = np.full((len(methods), k_all), np.nan)
+    random_mean = np.full_like(overlap, np.nan)
+    random_std = np.full_like(overlap, np.nan)
+    grassmann = np.full((len(methods), len(rhos), len(METRICS)), np.nan)
+    kappa = np.full((len(methods), len(rhos)), np.nan)
+    eigenvalues = np.full((len(methods), k_all), np.nan)
+    rng = np.random.default_rng(seed)
+    # the first k_all entries of uniformly random orders (O(k_all) memory each, not O(D))
+    pool = np.arange(dim) if excluded is None else np.flatnonzero(~np.asarray(excluded, dtype=bool))
+    random_orders = [pool[rng.choice(pool.size, size=k_all, replace=False)] for _ in range(random_masks)]
+    for m, name in enumerate(methods):
+        store = eigen_stores[name]
+        values = store["eigenvalues"].values
+        k = values.size
+        eigenvalues[m, :k] = values
+        rows = gather_rows(store["eigenvectors"], [order] + random_orders, k)
+        overlap[m, :k] = nested_overlap(order, rows[0])
+        baseline = np.stack([nested_overlap(order, r) for order, r in zip(random_orders, rows[1:])])
+        random_mean[m, :k] = baseline.mean(axis=0)
+        random_std[m, :k] = baseline.std(axis=0, ddof=1) if random_masks > 1 else 0.0
+        for r, rho in enumerate(rhos):
+            kk = k_of_rho(dim, rho)
+            if kk <= k:  # the mask is the first kk rows of the magnitude order
+                angles = mask_matrix_angles(np.arange(kk), rows[0][:kk, :kk])
+                grassmann[m, r] = list(metrics_from_angles(angles).values())
+            if "spectrum" in store:
+                kappa[m, r] = energy_concentration(store["spectrum"].values, rho)
+            elif frobenius and kk <= k:
+                kappa[m, r] = float(np.sqrt(np.sum(values[:kk] ** 2)) / frobenius)
+    accuracy = np.full((len(methods), k_all), np.nan)  # top-k overlap with the exact eigenspace
+    value_error = np.full((len(methods), k_all), np.nan)
+    if "exact" in eigen_stores:
+        reference = eigen_stores["exact"]
+        ref_values = reference["eigenvalues"].values
+        for m, name in enumerate(methods):
+            k = min(ref_values.size, eigen_stores[name].sizes["eigenpair"])
+            if name == "exact":
+                accuracy[m, :k] = 1.0
+                value_error[m, :k] = 0.0
+                continue
+            gram = subspace_grams([reference, eigen_stores[name]], [(0, 1)], k, row_chunk)[(0, 1)]
+            accuracy[m, :k] = nested_overlap(np.arange(k), gram)  # (1/k)||U_exact,k^T U_k||_F^2 for every k
+            value_error[m, :k] = np.abs(eigenvalues[m, :k] - ref_values[:k]) / np.abs(ref_values[:k])
+    ds = xr.Dataset(
+        {
+            "boundary_ties": (("rho",), tied),
+            "eigenspace_accuracy": (("method", "k"), accuracy),
+            "eigenvalue_relative_error": (("method", "eigenpair"), value_error),
+            "overlap": (("method", "k"), overlap),
+            "random_mask_overlap_mean": (("method", "k"), random_mean),
+            "random_mask_overlap_std": (("method", "k"), random_std),
+            "grassmann": (("method", "rho", "metric"), grassmann),
+            "kappa_spectrum": (("method", "rho"), kappa),
+            "eigenvalues": (("method", "eigenpair"), eigenvalues),
+        },
+        coords={"method": methods, "k": ks, "rho": np.asarray(rhos, dtype=np.float64),
+                "metric": list(METRICS), "eigenpair": np.arange(k_all)},
+    )
+    return ds
+
+
+def combine_metrics(per_step: Mapping[tuple[str, int], xr.Dataset], dim: int) -> xr.Dataset:
+    """Stack per-(split, step) metrics into (…, split, step, …) and add ``chance`` = k/D."""
+    splits = sorted({split for split, _ in per_step}, key=["train", "test"].index)
+    steps = sorted({step for _, step in per_step})
+    rows = []
+    for split in splits:
+        cols = [per_step[(split, step)].expand_dims(step=[step]) for step in steps]
+        rows.append(xr.concat(cols, dim="step", join="outer").expand_dims(split=np.array([split], dtype="U5")))
+    ds = xr.concat(rows, dim="split", join="outer")
+    order = ("method", "split", "step")
+    ds = ds.transpose(*order, ...)
+    ds["chance"] = ("k", ds["k"].values / dim)
+    describe(ds, dim)
+    return ds
+
+
+def describe(ds: xr.Dataset, dim: int) -> None:
+    """Units and meaning of every variable of metrics.zarr."""
+    notes = {
+        "overlap": ("1", "overlap (1/k)||I_mask^T U_k||_F^2 of the magnitude mask with the top-k eigenspace"),
+        "chance": ("1", "expected overlap of independent uniform k-subspaces, k/D"),
+        "random_mask_overlap_mean": ("1", "mean overlap of uniformly random k-masks with the top-k eigenspace"),
+        "random_mask_overlap_std": ("1", "standard deviation of that overlap over the random masks"),
+        "grassmann": ("1", "the seven normalized Grassmannian metrics between mask and eigenspace at k = round(rho D)"),
+        "kappa_spectrum": ("1", "energy concentration of the spectrum: ||lambda_top||/||lambda|| over the top "
+                                "rho D eigenvalues"),
+        "eigenvalues": ("nats / parameter^2", "leading eigenvalues by descending |lambda|"),
+        "boundary_ties": ("count", "members of the magnitude mask at k = round(rho D) tied in |theta| with the first "
+                                   "entry left out: chosen by the tie rule (masks.ties), not by magnitude"),
+        "eigenspace_accuracy": ("1", "overlap (1/k)||U_exact,k^T U_k||_F^2 of the method's top-k eigenspace with the "
+                                "exact one (1 = the same subspace; NaN where no exact solve ran)"),
+        "eigenvalue_relative_error": ("1", "|lambda - lambda_exact| / |lambda_exact| of each leading eigenvalue"),
+    }
+    for name, (units, text) in notes.items():
+        if name in ds:
+            ds[name].attrs.update(units=units, long_name=text)
+    ds.attrs["D"] = dim
+
+
+def subspace_grams(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
+                   row_chunk: int = 65536) -> dict[tuple[int, int], np.ndarray]:
+    """U_a[:, :k]^T U_b[:, :k] for each pair (a, b) of stores, streaming over row chunks: memory
+    O(len(stores) x row_chunk x k + len(pairs) x k^2), never D x k."""
+    dim = stores[0].sizes["param"]
+    used = sorted({i for pair in pairs for i in pair})
+    grams = {pair: np.zeros((k, k)) for pair in pairs}
+    for lo, hi in E.row_chunks(dim, row_chunk):
+        blocks = {i: np.asarray(stores[i]["eigenvectors"][lo:hi, :k].values, dtype=np.float64) for i in used}
+        for a, b in pairs:
+            grams[(a, b)] += blocks[a].T @ blocks[b]
+    return grams
+
+
+def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
+                      row_chunk: int = 65536) -> list[float]:
+    """(1/k)||U_a[:, :k]^T U_b[:, :k]||_F^2 for each pair (a, b) of stores (orthonormal columns)."""
+    grams = subspace_grams(stores, pairs, k, row_chunk)
+    return [float(np.sum(grams[pair] ** 2) / k) for pair in pairs]
+
+
+def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Sequence[float],
+                     dim: int, row_chunk: int = 65536) -> xr.Dataset:
+    """Overlap of top-k eigenspaces between record steps (per method, split, rho), and between the
+    test and train eigenspaces at the same step; the stores are read in row chunks."""
+    methods = sorted({m for m, _, _ in stores}, key=["exact", "seigh"].index)
+    splits = sorted({s for _, s, _ in stores}, key=["train", "test"].index)
+    steps = sorted({t for _, _, t in stores})
+    pairs = np.full((len(methods), len(splits), len(rhos), len(steps), len(steps)), np.nan)
+    cross = np.full((len(methods), len(rhos), len(steps)), np.nan)
+    for m, method in enumerate(methods):
+        for r, rho in enumerate(rhos):
+            k = k_of_rho(dim, rho)
+            keys = [key[1:] for key, s in stores.items() if key[0] == method and s.sizes["eigenpair"] >= k]
+            if not keys:
+                continue
+            index = {key: i for i, key in enumerate(keys)}
+            wanted, where = [], []
+            for si, split in enumerate(splits):
+                for i, a in enumerate(steps):
+                    for j, b in enumerate(steps[i:], start=i):
+                        if (split, a) in index and (split, b) in index:
+                            wanted.append((index[(split, a)], index[(split, b)]))
+                            where.append(("pairs", si, i, j))
+            for i, step in enumerate(steps):
+                if ("train", step) in index and ("test", step) in index:
+                    wanted.append((index[("train", step)], index[("test", step)]))
+                    where.append(("cross", 0, i, i))
+            values = subspace_overlaps([stores[(method, *key)] for key in keys], wanted, k, row_chunk)
+            for (kind, si, i, j), value in zip(where, values):
+                if kind == "pairs":
+                    pairs[m, si, r, i, j] = pairs[m, si, r, j, i] = value
+                else:
+                    cross[m, r, i] = value
+    ds = xr.Dataset(
+        {"eigenspace_overlap": (("method", "split", "rho", "step", "step_other"), pairs),
+         "train_test_overlap": (("method", "rho", "step"), cross)},
+        coords={"method": methods, "split": np.array(splits, dtype="U5"), "rho": np.asarray(rhos, dtype=np.float64),
+                "step": steps, "step_other": steps},
+    )
+    ds["eigenspace_overlap"].attrs.update(
+        units="1", long_name="overlap of the top-k eigenspaces of two record steps, k = round(rho D)")
+    ds["train_test_overlap"].attrs.update(
+        units="1", long_name="overlap of the top-k eigenspaces of the train- and test-subset Hessians at one step")
+    return ds
+
+
+def _fmt(value: float, spec: str) -> str:
+    """A number for a Markdown table; "n/a" where the method did not run at that step."""
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
+def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[str, int], Mapping[str, Any]],
+                     rho: float = 0.05, tolerance: float = 0.02,
+                     sketches: Mapping[tuple[str, int], Mapping[str, Any]] | None = None) -> str:
+    """Acceptance summary: exact vs sketched overlap at k = rho D per step and split.
+
+    ``diagnostics[(split, step)]`` holds the sketch's a-posteriori error and the relative errors of
+    its leading eigenvalues against the exact ones; differences above ``tolerance`` are listed with
+    them, so that none is left unexplained. ``sketches[(split, step)]`` (``sketch_quality``) adds
+    the sketch's own error measures, which are all there is where no exact solve exists.
+    """
+    dim = int(metrics.attrs["D"])
+    k = k_of_rho(dim, rho)
+    methods = list(metrics["method"].values)
+    lines = [f"# {name}: exact vs sketched mask-eigenspace overlap", "",
+             f"k = {k} (rho = {rho:g} of D = {dim}); chance k/D = {k / dim:.4g}.", ""]
+    if not {"exact", "seigh"} <= set(methods):
+        lines.append(f"Methods present: {', '.join(methods)}; the comparison needs both exact and seigh.")
+    header = "| split | step | " + " | ".join(f"{m} overlap" for m in methods)
+    header += " | seigh - exact | " + " | ".join(f"{m} / chance" for m in methods)
+    header += " | seigh top-k eigenspace vs exact |"
+    lines += [header, "|" + "---|" * (2 + 2 * len(methods) + 2)]
+    flagged = []
+    for split in metrics["split"].values:
+        for step in metrics["step"].values:
+            values = {m: float(metrics["overlap"].sel({"method": m, "split": split, "step": step, "k": k}))
+                      for m in methods}
+            diff = values.get("seigh", np.nan) - values.get("exact", np.nan)
+            cells = " | ".join(_fmt(values[m], ".4g") for m in methods)
+            ratios = " | ".join(_fmt(values[m] / (k / dim), ".2f") for m in methods)
+            accuracy = np.nan
+            if "eigenspace_accuracy" in metrics and "seigh" in methods:
+                accuracy = float(metrics["eigenspace_accuracy"].sel({"method": "seigh", "split": split, "step": step,
+                                                                     "k": k}))
+            lines.append(f"| {split} | {int(step)} | {cells} | {_fmt(diff, '+.4f')} | {ratios} | "
+                         f"{_fmt(accuracy, '.4f')} |")
+            if np.isfinite(diff) and abs(diff) > tolerance:
+                flagged.append((split, int(step), diff))
+    lines += ["", "The last column is the overlap of the sketch's top-k eigenspace with the exact one "
+              "(1 = the same subspace; metrics.zarr: eigenspace_accuracy, every k).", ""]
+    finite = [abs(float(metrics["overlap"].sel({"method": "seigh", "split": s, "step": t, "k": k})) -
+                  float(metrics["overlap"].sel({"method": "exact", "split": s, "step": t, "k": k})))
+              for s in metrics["split"].values for t in metrics["step"].values] if len(methods) > 1 else []
+    finite = [d for d in finite if np.isfinite(d)]
+    if len(methods) > 1 and not finite:
+        lines.append(f"The sketch recovers fewer than k = {k} eigenpairs (outer size too small); raise "
+                     "eigen.sketch.outer to compare at this k.")
+        lines.append("")
+    if finite:
+        lines.append(f"Largest |seigh - exact| difference: {max(finite):.4f} (tolerance {tolerance}).")
+        lines.append("")
+    if flagged:
+        lines += ["## Differences above the tolerance", "",
+                  "The sketch's measured errors at these steps: the a-posteriori estimate of "
+                  "||H - H_sketch||_F relative to ||H||_F, the relative errors of its leading eigenvalues "
+                  "and of eigenvalue k against the exact ones (the overlap of its top-k eigenspace with the "
+                  "exact one is in the table above).", "",
+                  "| split | step | difference | a-posteriori relative error | rel. error of top-10 eigenvalues "
+                  "(max) | rel. error of eigenvalue k (exact vs seigh) |",
+                  "|---|---|---|---|---|---|"]
+        for split, step, diff in flagged:
+            d = diagnostics.get((split, step), {})
+            lines.append(f"| {split} | {step} | {diff:+.4f} | {d.get('relative_error', float('nan')):.3f} | "
+                         f"{d.get('top10_eigenvalue_error', float('nan')):.2e} | "
+                         f"{d.get('eigenvalue_k_error', float('nan')):.2e} |")
+        lines.append("")
+    elif finite:
+        lines.append("All differences are within the tolerance.")
+    if sketches:
+        lines += ["", "## Sketch quality", "",
+                  "The sketch's own error measures (no exact solve needed): the a-posteriori estimate of "
+                  "||H - H_sketch||_F / ||H||_F from Gaussian test products, the largest residual "
+                  "||H u - lambda u|| of the leading pairs relative to |lambda_1|, the numerical rank and "
+                  "condition number of the outer sketch, and the measured orthogonality error max|U^T U - I|.", "",
+                  "| split | step | a-posteriori relative error | max residual / abs(lambda_1) | rank | condition "
+                  "| orthogonality error |",
+                  "|---|---|---|---|---|---|---|"]
+        order = sorted(sketches, key=lambda key: (["train", "test"].index(key[0]), key[1]))
+        for (split, step), q in ((key, sketches[key]) for key in order):
+            lines.append(f"| {split} | {step} | {_fmt(q['relative_error'], '.3g')} | "
+                         f"{_fmt(q['relative_residual'], '.3g')} "
+                         f"| {q['rank']} | {_fmt(q['condition'], '.3g')} | {_fmt(q['orthogonality_error'], '.1e')} |")
+    return "\n".join(lines) + "\n"
+
+
+def sketch_quality(sketch: xr.Dataset) -> dict[str, Any]:
+    """The error measures a sketched eigen store carries about itself (see ``summary_markdown``)."""
+    post = json.loads(sketch.attrs.get("aposteriori", "{}"))
+    values = sketch["eigenvalues"].values
+    residual = sketch["residual_norm"].values if "residual_norm" in sketch else np.array([np.nan])
+    return {"relative_error": post.get("relative_error", float("nan")),
+            "relative_residual": float(np.max(residual) / abs(values[0])) if residual.size else float("nan"),
+            "rank": int(sketch.attrs.get("rank", values.size)),
+            "condition": float(sketch.attrs.get("condition", np.nan)),
+            "orthogonality_error": float(sketch.attrs.get("orthogonality_error", np.nan))}
+
+
+def sketch_diagnostics(exact: xr.Dataset, sketch: xr.Dataset, k: int) -> dict[str, float]:
+    """Relative eigenvalue errors of the sketch against the exact solve, and its a-posteriori error."""
+    ref = exact["eigenvalues"].values
+    est = sketch["eigenvalues"].values
+    n = min(ref.size, est.size)
+    rel = np.abs(est[:n] - ref[:n]) / np.abs(ref[:n])
+    post = json.loads(sketch.attrs.get("aposteriori", "{}"))
+    kk = min(k, n) - 1
+    return {"relative_error": post.get("relative_error", float("nan")),
+            "top10_eigenvalue_error": float(rel[:10].max()),
+            "eigenvalue_k_error": float(rel[kk])}
