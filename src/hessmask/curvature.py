@@ -4,8 +4,10 @@ H = d^2/dtheta^2 (1/N) sum_n CE(f(x_n; theta), y_n), the Hessian of the mean cro
 fixed subset, with the model in eval mode and its saved buffers (BatchNorm statistics). Products
 with a block of vectors V (D x b) are computed by forward-over-reverse differentiation
 (``torch.func.jvp`` of ``torch.func.grad``) vectorized over the block with ``torch.func.vmap``,
-chunked over vectors (``block_size``) and over data (``data_chunk``) to bound memory. Every
-product is counted.
+chunked over vectors (``block_size``) and over data (``data_chunk``) to bound memory. A block of
+one vector (``block_size`` 1, or the last vector of a block; ARPACK's ``eigsh`` asks for one at a
+time) takes plain double backward instead, which is the fastest one-vector path. Every product is
+counted.
 
 The generalized Gauss-Newton G = J^T H_out J (H_out = the Hessian of the loss with respect to the
 logits, diag(p) - p p^T per example for softmax cross-entropy) has the same interface.
@@ -133,7 +135,8 @@ class HessianOperator(CurvatureOperator):
     """The Hessian of the mean cross-entropy over the subset (forward-over-reverse, vmapped).
 
     H = d^2/dtheta^2 (1/N) sum_n CE(f(x_n; theta), y_n); products H V are exact (Pearlmutter 1994),
-    ``torch.func.jvp`` of ``torch.func.grad``. Takes the arguments of ``CurvatureOperator``.
+    ``torch.func.jvp`` of ``torch.func.grad`` for blocks, reverse over reverse for one vector.
+    Takes the arguments of ``CurvatureOperator``.
 
     Implements docs/science.md, section "Settings table" ("Loss and Hessian").
     """
@@ -149,7 +152,18 @@ class HessianOperator(CurvatureOperator):
         def hvp(v: torch.Tensor) -> torch.Tensor:
             return jvp(gradient, (theta,), (v,))[1]
 
-        return hvp(vectors[0])[None] if len(vectors) == 1 else vmap(hvp)(vectors)
+        if len(vectors) == 1:  # one vector: reverse-over-reverse (double backward) is the fastest path
+            return self._double_backward(vectors[0], x, y)[None]
+        return vmap(hvp)(vectors)
+
+    def _double_backward(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """H v as the gradient of g(theta) . v, g = grad of the summed loss (Pearlmutter 1994, reverse
+        over reverse), through the operator's own module (no functional call, no flattened theta)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        loss = F.cross_entropy(self.model(x), y, reduction="sum")
+        gradients = torch.autograd.grad(loss, params, create_graph=True)
+        dot = sum((g * part.view(g.shape)).sum() for g, part in zip(gradients, torch.split(v, self.sizes)))
+        return torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params)]).detach()
 
 
 class GGNOperator(CurvatureOperator):
