@@ -51,7 +51,7 @@ clean:
 	@echo "removed every generated result (results/*) and Snakemake's state; kept results/README.md and the downloaded/prepared data in data/"
 
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/eigensolvers.py
 	$(BIN)/python benchmarks/transforms.py
 

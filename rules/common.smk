@@ -66,7 +66,10 @@ from hessmask.config import (
     exact_steps,
     experiment_classes,
     hessian_splits,
+    krylov_steps,
+    sketch_sizes,
 )  # noqa: E402
+from hessmask.eigen_stores import METHODS as EIGEN_METHODS  # noqa: E402
 from hessmask.training import segment_bounds  # noqa: E402
 
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
@@ -258,9 +261,11 @@ def eigen_store(name, method, split, step):
 
 
 def eigen_methods(exp, step=None):
-    """Solvers run at a step (any step if None): exact where configured, and seigh if enabled."""
+    """Solvers run at a step (any step if None): exact where configured, seigh and block_krylov if enabled."""
     exact = exp["eigen"]["exact"] and (step is None or int(step) in exact_steps(exp))
-    return [m for m, on in (("exact", exact), ("seigh", exp["eigen"]["sketch"]["enabled"])) if on]
+    krylov = exp["eigen"]["block_krylov"]["enabled"] and (step is None or int(step) in krylov_steps(exp))
+    on = {"exact": exact, "seigh": exp["eigen"]["sketch"]["enabled"], "block_krylov": krylov}
+    return [m for m in EIGEN_METHODS if on[m]]
 
 
 def eigen_jobs(exp):
@@ -278,16 +283,62 @@ EXACT_ONLY = ("exact", "exact_steps", "exact_k", "exact_dtype")
 
 
 def sketch_settings(wildcards):
-    """What a SEIGH job depends on: the eigen settings less those of the exact solve."""
-    return {k: v for k, v in eigen_settings(wildcards).items() if k not in EXACT_ONLY}
+    """What a SEIGH job depends on: the eigen settings less those of the exact and block Krylov solves."""
+    return {k: v for k, v in eigen_settings(wildcards).items() if k not in EXACT_ONLY + ("block_krylov",)}
 
 
 def exact_settings(wildcards):
     """What the exact solve depends on: the eigen settings less those of the sketch, its products
     in ``eigen.exact_dtype`` (float64: the reference is built from float64 products)."""
     eigen = eigen_settings(wildcards)
-    settings = {k: v for k, v in eigen.items() if k not in ("sketch", "aposteriori_samples") + EXACT_ONLY}
+    settings = {k: v for k, v in eigen.items() if k not in ("sketch", "block_krylov", "aposteriori_samples") + EXACT_ONLY}
     return {**settings, "dtype": eigen["exact_dtype"]}
+
+
+def krylov_settings(wildcards):
+    """What a block Krylov job depends on: the eigen settings less the exact and sketch ones, with
+    the budget and k resolved (their defaults are the sketch's t and s)."""
+    eigen = eigen_settings(wildcards)
+    outer, inner = sketch_sizes(experiment(wildcards))
+    krylov = dict(eigen["block_krylov"], budget=eigen["block_krylov"]["budget"] or inner)
+    krylov["k"] = krylov["k"] or outer
+    settings = {k: v for k, v in eigen.items() if k not in ("sketch", "block_krylov") + EXACT_ONLY}
+    return {**settings, "block_krylov": krylov}
+
+
+def krylov_path(wildcards, *parts):
+    """A pass store of the block Krylov solve of the job's (experiment, split, step)."""
+    return results(
+        wildcards.experiment, "eigen", "block_krylov_passes", wildcards.split, f"step={wildcards.step}", *parts
+    )
+
+
+def krylov_images(wildcards, passes=None):
+    """The product shards of passes 0..passes-1 (all passes by default), in column order."""
+    krylov = experiment(wildcards)["eigen"]["block_krylov"]
+    passes = krylov["passes"] if passes is None else passes
+    return [
+        krylov_path(wildcards, f"image_pass={p}", f"shard={i}.zarr")
+        for p in range(passes)
+        for i in range(krylov["shards"])
+    ]
+
+
+def krylov_bases(wildcards, passes=None):
+    """The bases Q_0..Q_{passes-1} (all passes by default)."""
+    passes = experiment(wildcards)["eigen"]["block_krylov"]["passes"] if passes is None else passes
+    return [krylov_path(wildcards, f"basis_pass={p}.zarr") for p in range(passes)]
+
+
+def krylov_basis_inputs(wildcards):
+    """Q_p needs Q_0..Q_{p-1} and the products of pass p - 1 (p = 0: only the checkpoint, for D)."""
+    p = int(wildcards.p)
+    images = krylov_images(wildcards, p)[-experiment(wildcards)["eigen"]["block_krylov"]["shards"] :] if p else []
+    return {
+        "checkpoint": checkpoint_path(wildcards.experiment, wildcards.step),
+        "bases": krylov_bases(wildcards, p),
+        "images": images,
+    }
 
 
 def shard_stores(wildcards):
@@ -361,6 +412,7 @@ EXPERIMENT_FIGURES = {
     "exact_vs_sketched": ("Exact vs sketched", "exact_vs_sketched.rst"),
     "overlap_vs_k": ("Overlap vs k", "overlap_vs_k.rst"),
     "magnitude_vs_random": ("Magnitude vs random masks", "magnitude_vs_random.rst"),
+    "accuracy_vs_products": ("Accuracy per product", "accuracy_vs_products.rst"),
     "runtime_breakdown": ("Runtime", "runtime_breakdown.rst"),
 }
 

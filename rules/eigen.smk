@@ -1,7 +1,9 @@
 # Hessian eigendecompositions per (experiment, record step, split): SEIGH measurement shards
 # (eigen_measure, each may run on its own GPU), the streaming solve that merges them
 # (eigen_solve), and the dense exact reference for small D (eigen_exact). Stores:
-# results/<experiment>/eigen/<method>/<split>/step=<step>.zarr, dims (param, eigenpair).
+# results/<experiment>/eigen/<method>/<split>/step=<step>.zarr, dims (param, eigenpair). Block Krylov
+# (eigen.block_krylov) runs in passes: eigen_krylov_basis (Q_p), eigen_krylov_measure (H Q_p, in shards),
+# then eigen_krylov_solve (Rayleigh-Ritz over all passes).
 
 
 EIGEN_JOB = dict(
@@ -103,3 +105,118 @@ rule eigen_exact:
         k=from_experiment(exact_k),
     script:
         "../scripts/eigen_exact.py"
+
+
+rule eigen_krylov_basis:
+    """Q_p of a block Krylov pass: the Gaussian start block (p = 0), or the products of pass p - 1
+    orthogonalized against Q_0..Q_{p-1}, streaming over row chunks."""
+    input:
+        unpack(krylov_basis_inputs),
+    output:
+        temp(
+            directory(
+                results(
+                    "{experiment}", "eigen", "block_krylov_passes", "{split}", "step={step}", "basis_pass={p}.zarr"
+                )
+            )
+        ),
+    log:
+        results("logs", "eigen_krylov_basis", "{experiment}", "{split}", "step={step}", "pass={p}.log"),
+    benchmark:
+        results("benchmarks", "rules", "eigen_krylov_basis", "{experiment}", "{split}", "step={step}", "pass={p}.tsv")
+    wildcard_constraints:
+        split="train|test",
+        step=r"\d+",
+        p=r"\d+",
+    priority: 40
+    conda:
+        conda_env("eigen")
+    threads: job_threads("eigen")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        eigen=krylov_settings,
+    script:
+        "../scripts/eigen_krylov_basis.py"
+
+
+rule eigen_krylov_measure:
+    """Products H Q_p of one shard of a pass's columns (on eigen.block_size boundaries)."""
+    input:
+        data=prepared_dataset,
+        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
+        basis=results("{experiment}", "eigen", "block_krylov_passes", "{split}", "step={step}", "basis_pass={p}.zarr"),
+    output:
+        temp(
+            directory(
+                results(
+                    "{experiment}",
+                    "eigen",
+                    "block_krylov_passes",
+                    "{split}",
+                    "step={step}",
+                    "image_pass={p}",
+                    "shard={shard}.zarr",
+                )
+            )
+        ),
+    log:
+        results(
+            "logs", "eigen_krylov_measure", "{experiment}", "{split}", "step={step}", "pass={p}", "shard={shard}.log"
+        ),
+    benchmark:
+        results(
+            "benchmarks",
+            "rules",
+            "eigen_krylov_measure",
+            "{experiment}",
+            "{split}",
+            "step={step}",
+            "pass={p}",
+            "shard={shard}.tsv",
+        )
+    wildcard_constraints:
+        split="train|test",
+        step=r"\d+",
+        p=r"\d+",
+        shard=r"\d+",
+    priority: 40
+    conda:
+        conda_env("eigen")
+    threads: job_threads("eigen")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **{**EIGEN_JOB["params"], "eigen": krylov_settings},
+    script:
+        "../scripts/eigen_krylov_measure.py"
+
+
+rule eigen_krylov_solve:
+    """Rayleigh-Ritz over every pass: the block Krylov eigen store (plus residuals and the
+    a-posteriori error)."""
+    input:
+        data=prepared_dataset,
+        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
+        bases=krylov_bases,
+        images=krylov_images,
+    output:
+        store=directory(results("{experiment}", "eigen", "block_krylov", "{split}", "step={step}.zarr")),
+        timings=results("benchmarks", "eigen_phases", "{experiment}", "{split}", "block_krylov_step={step}.json"),
+    log:
+        results("logs", "eigen_krylov_solve", "{experiment}", "{split}", "step={step}.log"),
+    benchmark:
+        results("benchmarks", "rules", "eigen_krylov_solve", "{experiment}", "{split}", "step={step}.tsv")
+    wildcard_constraints:
+        split="train|test",
+        step=r"\d+",
+    priority: 40
+    conda:
+        conda_env("eigen")
+    threads: job_threads("eigen")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **{**EIGEN_JOB["params"], "eigen": krylov_settings},
+    script:
+        "../scripts/eigen_krylov_solve.py"

@@ -25,6 +25,7 @@ figures = {
     "exact_vs_sketched": lambda: plots.exact_vs_sketched(metrics, rho=rho),
     "overlap_vs_k": lambda: plots.overlap_vs_k(metrics),
     "magnitude_vs_random": lambda: plots.magnitude_vs_random(metrics),
+    "accuracy_vs_products": lambda: plots.accuracy_vs_products(metrics, rho=rho),
     "runtime_breakdown": lambda: plots.runtime_breakdown(timings,
                                                          f"SEIGH runtime by phase ({sm.wildcards.experiment})"),
 }

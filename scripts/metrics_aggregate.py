@@ -7,7 +7,14 @@ import xarray as xr
 from hessmask.config import MODEL_DIMS
 from hessmask.jobs import setup_logging
 from hessmask.masks import k_of_rho
-from hessmask.metrics import combine_metrics, eigenspace_pairs, sketch_diagnostics, sketch_quality, summary_markdown
+from hessmask.metrics import (
+    combine_metrics,
+    eigenspace_pairs,
+    sketch_diagnostics,
+    sketch_quality,
+    solver_costs,
+    summary_markdown,
+)
 from hessmask.store import open_dataset, provenance, write_dataset
 
 sm = snakemake  # noqa: F821 (Snakemake global)
@@ -16,8 +23,8 @@ dim = MODEL_DIMS[sm.params.model]
 jobs = [tuple(job) for job in sm.params.jobs]
 per_step = {job: open_dataset(path) for job, path in zip(jobs, sm.input.metrics)}
 stores = {tuple(key): open_dataset(path, load=False) for key, path in zip(sm.params.eigen_keys, sm.input.eigen)}
-ds = xr.merge([combine_metrics(per_step, dim), eigenspace_pairs(stores, sm.params.rho, dim, sm.params.row_chunk)],
-              combine_attrs="override")
+ds = xr.merge([combine_metrics(per_step, dim), eigenspace_pairs(stores, sm.params.rho, dim, sm.params.row_chunk),
+               solver_costs(stores)], combine_attrs="override", join="outer", compat="no_conflicts")
 ds.attrs = {**provenance({"rho": sm.params.rho}), "D": dim}
 write_dataset(ds, sm.output.store)
 rho = sm.params.metrics["summary_rho"]

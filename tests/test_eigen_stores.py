@@ -158,3 +158,76 @@ def test_step_metrics_measure_each_method_against_exact():
     np.testing.assert_allclose(errors, np.abs(sketch.eigenvalues - exact.eigenvalues) / np.abs(exact.eigenvalues),
                                rtol=1e-12)
     assert float(accuracy.sel(k=6)) > 0.98 > float(accuracy.sel(k=40))  # the outliers are recovered, the bulk is not
+
+
+KRYLOV = {**EIGEN, "block_krylov": {"enabled": True, "budget": 96, "passes": 3, "k": 20, "shards": 2, "seed": 4}}
+
+
+def krylov_jobs(tmp_path, eigen=KRYLOV):
+    """The DAG's block Krylov jobs in order: basis p, its product shards (in reverse order), ..., solve."""
+    bases, images = [], []
+    for p in range(eigen["block_krylov"]["passes"]):
+        basis = tmp_path / f"basis_pass={p}.zarr"
+        eigen_stores.krylov_basis_store(eigen, D, 0, bases, images[-1] if images else [], basis, {"step": 0})
+        bases.append(basis)
+        shards = [tmp_path / f"image_pass={p}" / f"shard={i}.zarr" for i in range(eigen["block_krylov"]["shards"])]
+        for i in reversed(range(len(shards))):
+            eigen_stores.krylov_measure_store(operator(), eigen, basis, i, shards[i], {"step": 0})
+        images.append(shards)
+    out = tmp_path / "block_krylov.zarr"
+    eigen_stores.krylov_solve_store(operator(), eigen, bases, images, seed=1, path=out, attrs={"step": 0})
+    return out, bases, images
+
+
+def test_block_krylov_jobs_give_the_in_process_solve(tmp_path):
+    """Bases, product shards and the Rayleigh-Ritz solve through their stores: bitwise the in-process
+    passes, whatever the sharding; the top eigenpairs of the operator found."""
+    out, _, _ = krylov_jobs(tmp_path)
+    store = open_dataset(out)
+    spec = E.KrylovSpec(D, 96, 3, seed=4)
+    ref = E.krylov_passes(operator(), 20, spec, row_chunk=64, block=16)
+    assert np.array_equal(store["eigenvalues"].values, ref.eigenvalues)
+    assert np.array_equal(store["eigenvectors"].values, ref.eigenvectors.astype(np.float32))
+    assert store.attrs["products"] == 96 and store.attrs["method"] == "block_krylov"
+    assert store.attrs["krylov_dimension"] == 96 and store.attrs["orthogonality_error"] < 1e-12
+    np.testing.assert_allclose(store["eigenvalues"].values[:6], np.linspace(50, 20, 6), rtol=1e-4)
+    one_shard = {**KRYLOV, "block_krylov": {**KRYLOV["block_krylov"], "shards": 1}}
+    other, _, _ = krylov_jobs(tmp_path / "one", one_shard)
+    assert np.array_equal(open_dataset(other)["eigenvalues"].values, store["eigenvalues"].values)
+
+
+def test_block_krylov_refuses_foreign_and_truncated_pass_stores(tmp_path):
+    out, bases, images = krylov_jobs(tmp_path)
+    other = {**KRYLOV, "block_krylov": {**KRYLOV["block_krylov"], "seed": 5}}
+    with pytest.raises(E.SolverError, match="belongs to another block Krylov solve"):
+        eigen_stores.krylov_solve_store(operator(), other, bases, images, seed=1, path=tmp_path / "x.zarr", attrs={})
+    import zarr
+
+    image = zarr.open_array(str(images[1][0] / "image"), mode="r+")
+    image[:10] = np.nan  # a chunk lost
+    with pytest.raises(E.SolverError, match="missing or non-finite"):
+        eigen_stores.krylov_solve_store(operator(), KRYLOV, bases, images, seed=1, path=tmp_path / "y.zarr", attrs={})
+    assert not (tmp_path / "y.zarr").exists()
+
+
+def test_solver_costs_and_the_accuracy_per_product_table():
+    import xarray as xr
+
+    def store(products, error):
+        attrs = {"products": products}
+        if error is not None:
+            attrs["aposteriori"] = json.dumps({"relative_error": error})
+        return xr.Dataset(attrs=attrs)
+
+    stores = {("exact", "train", 0): store(300, None), ("seigh", "train", 0): store(80, 0.3),
+              ("block_krylov", "train", 0): store(80, 0.05), ("seigh", "train", 5): store(80, 0.2)}
+    costs = metrics.solver_costs(stores)
+    assert list(costs["method"].values) == ["exact", "seigh", "block_krylov"]
+    assert float(costs["products"].sel({"method": "exact", "split": "train", "step": 0})) == 300
+    assert np.isnan(costs["aposteriori_error"].sel({"method": "block_krylov", "split": "train", "step": 5}))
+    accuracy = xr.DataArray(np.array([[1.0, np.nan], [0.7, np.nan], [0.96, np.nan]]).reshape(3, 1, 2, 1),
+                            dims=("method", "split", "step", "k"),
+                            coords={"method": costs["method"].values, "split": ["train"], "step": [0, 5], "k": [4]})
+    table = "\n".join(metrics.accuracy_lines(costs.assign(eigenspace_accuracy=accuracy), 4))
+    assert "| seigh | 80 | 0.7000 | 0.7000 | 0.7000 | 0.25 |" in table
+    assert "| block_krylov | 80 | 0.9600 | 0.9600 | 0.9600 | 0.05 |" in table and "| exact |" not in table

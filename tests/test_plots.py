@@ -89,6 +89,28 @@ def test_similarity_and_exact_vs_sketched(stores):
     assert "chance k/D" in labels and "SEIGH (sketched), test" in labels
 
 
+def test_accuracy_vs_products(stores, tmp_path):
+    _, _, metrics, _ = stores
+    methods = ["exact", "seigh", "block_krylov"]
+    k = metrics["k"].values
+    shape = (3, 2, len(STEPS))
+    accuracy = np.broadcast_to(np.array([1.0, 0.7, 0.95])[:, None, None, None], (*shape, k.size)).copy()
+    accuracy[:, :, 1:] = np.nan  # an exact solve only at the first step
+    extra = xr.Dataset(
+        {"eigenspace_accuracy": (("method", "split", "step", "k"), accuracy),
+         "products": (("method", "split", "step"), np.broadcast_to(np.array([D, 80, 80.0])[:, None, None], shape)),
+         "aposteriori_error": (("method", "split", "step"),
+                               np.broadcast_to(np.array([np.nan, 0.3, 0.05])[:, None, None], shape))},
+        coords={"method": methods, "split": ["train", "test"], "step": STEPS, "k": k})
+    fig = plots.accuracy_vs_products(extra.assign_attrs(D=D), rho=0.05)
+    left, right = fig.axes
+    assert left.get_xlabel() == "Hessian-vector products" and "1 = same" in left.get_ylabel()
+    assert "0 = exact" in right.get_ylabel() and right.get_yscale() == "log"
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["SEIGH (sketched)", "block Krylov"]
+    assert [len(c.get_offsets()) for c in left.collections] == [2, 2]  # the exactly solved step, two splits
+    plots.save_figure(fig, tmp_path / "accuracy")
+
+
 def test_overlap_vs_k_and_random(stores):
     _, _, metrics, _ = stores
     fig = plots.overlap_vs_k(metrics)

@@ -145,7 +145,7 @@ def test_eigen_and_metrics_end_to_end(synthetic_run):
         assert store["residual_norm"].size == 5
     metrics = open_dataset(out / "metrics.zarr")
     assert metrics["overlap"].dims == ("method", "split", "step", "k")
-    assert list(metrics["method"].values) == ["exact", "seigh"]
+    assert list(metrics["method"].values) == ["exact", "seigh", "block_krylov"]
     assert list(metrics["split"].values) == ["train", "test"]
     assert metrics["grassmann"].dims == ("method", "split", "step", "rho", "metric")
     assert metrics["eigenspace_overlap"].dims == ("method", "split", "rho", "step", "step_other")
@@ -159,6 +159,37 @@ def test_eigen_and_metrics_end_to_end(synthetic_run):
         metrics["grassmann"].sel({"method": "exact", "rho": 0.2, "metric": "overlap"}).values, atol=1e-6)
     summary = (out / "summary.md").read_text()
     assert "seigh - exact" in summary and "| test | 6 |" in summary
+    assert "## Accuracy per product" in summary and "| block_krylov | 240 |" in summary
+
+
+def test_block_krylov_end_to_end(synthetic_run):
+    """Three passes of two product shards each, then the Rayleigh-Ritz solve: 240 products (the
+    sketch's budget); the pass stores are temporary; accuracy per product is in metrics.zarr."""
+    out = synthetic_run / "results" / "ci_mlp"
+    store = open_dataset(out / "eigen" / "block_krylov" / "train" / "step=3.zarr")
+    assert store.attrs["method"] == "block_krylov" and store.attrs["products"] == 240
+    assert store.attrs["passes"] == 3 and store.attrs["krylov_dimension"] == 240
+    assert store.sizes["eigenpair"] == 120 and store.attrs["orthogonality_error"] < 1e-10
+    assert json.loads(store.attrs["aposteriori"])["relative_error"] >= 0
+    assert not (out / "eigen" / "block_krylov_passes" / "train" / "step=3").exists() or not any(
+        (out / "eigen" / "block_krylov_passes" / "train" / "step=3").iterdir())
+    metrics = open_dataset(out / "metrics.zarr")
+    accuracy = metrics["eigenspace_accuracy"].sel({"method": "block_krylov", "split": "train", "step": 3})
+    assert np.isfinite(accuracy.sel(k=slice(1, 120))).all() and float(accuracy.max()) <= 1 + 1e-9
+    assert float(metrics["products"].sel({"method": "block_krylov", "split": "train", "step": 3})) == 240
+    # at the sketch's own budget, block Krylov's top-20 eigenspace is at least as accurate
+    at = {"split": "train", "step": 3, "k": 20}
+    assert float(metrics["eigenspace_accuracy"].sel({"method": "block_krylov", **at})) >= float(
+        metrics["eigenspace_accuracy"].sel({"method": "seigh", **at})) - 0.05
+    assert (synthetic_run / "results" / "figures" / "ci_mlp" / "accuracy_vs_products.png").stat().st_size > 10_000
+
+
+def test_krylov_change_reruns_only_krylov_and_metrics(synthetic_run, tmp_path):
+    jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
+                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      block_krylov: {passes: 4}\n"))
+    assert jobs.pop("eigen_krylov_basis") == 24 and jobs.pop("eigen_krylov_measure") == 48
+    assert jobs.pop("eigen_krylov_solve") == 6 and jobs.pop("step_metrics") == 6
+    assert set(jobs) <= {"metrics_aggregate", "experiment_figures", "all"}
 
 
 def test_degrees_of_freedom_end_to_end(synthetic_run):
@@ -214,7 +245,8 @@ def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 8]\n"))
     assert jobs.pop("eigen_exact") == 2 and jobs.pop("eigen_solve") == 2 and jobs.pop("eigen_measure") == 4
-    assert jobs.pop("step_metrics") == 2
+    assert jobs.pop("step_metrics") == 2 and jobs.pop("eigen_krylov_solve") == 2
+    assert jobs.pop("eigen_krylov_basis") == 6 and jobs.pop("eigen_krylov_measure") == 12  # 3 passes, 2 shards
     assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves",
                          "experiment_figures", "all"}
 

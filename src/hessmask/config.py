@@ -154,6 +154,14 @@ def exact_steps(exp: Mapping[str, Any]) -> list[int]:
     return eigen_steps(exp) if steps is None else list(steps)
 
 
+def krylov_steps(exp: Mapping[str, Any]) -> list[int]:
+    """The decomposed steps that also get the block Krylov solve (none if it is off)."""
+    krylov = exp["eigen"]["block_krylov"]
+    if not krylov["enabled"]:
+        return []
+    return eigen_steps(exp) if krylov["steps"] is None else list(krylov["steps"])
+
+
 def hessian_splits(exp: Mapping[str, Any]) -> list[str]:
     """Splits with a non-empty Hessian subset."""
     return [s for s in ("train", "test") if exp["hessian"][f"{s}_samples"] > 0]
@@ -221,6 +229,27 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
         if shards > blocks:
             raise ConfigError(f"config key '{key}.eigen.sketch.shards': {shards} shards for only {blocks} "
                               f"blocks of {exp['eigen']['block_size']} measurements; lower shards or block_size")
+    krylov = exp["eigen"]["block_krylov"]
+    if krylov["enabled"]:
+        bkey = f"{key}.eigen.block_krylov"
+        extra = sorted(set(krylov_steps(exp)) - set(eigen_steps(exp)))
+        if extra:
+            raise ConfigError(f"config key '{bkey}.steps': {extra} are not in {key}.eigen.steps")
+        budget = krylov["budget"] or inner
+        block = budget // krylov["passes"]
+        if block < 1:
+            raise ConfigError(f"config key '{bkey}.passes': {krylov['passes']} passes for a budget of {budget} "
+                              "products leave an empty block")
+        if block > dim:
+            raise ConfigError(f"config key '{bkey}.budget': blocks of {block} columns exceed D = {dim}")
+        k = krylov["k"] or outer
+        if k > block * krylov["passes"]:
+            raise ConfigError(f"config key '{bkey}.k': {k} Ritz pairs from a Krylov space of at most "
+                              f"{block * krylov['passes']} dimensions")
+        blocks = -(-block // exp["eigen"]["block_size"])
+        if krylov["shards"] > blocks:
+            raise ConfigError(f"config key '{bkey}.shards': {krylov['shards']} shards for only {blocks} blocks of "
+                              f"{exp['eigen']['block_size']} products per pass; lower shards or eigen.block_size")
     if exp["eigen"]["exact_k"] is not None and exp["eigen"]["exact_k"] > dim:
         raise ConfigError(f"config key '{key}.eigen.exact_k': {exp['eigen']['exact_k']} exceeds D = {dim}")
     if exp["eigen"]["exact"] and exact_steps(exp):

@@ -610,7 +610,7 @@ def _stream_gram(outer: RowSource, transform: torch.Tensor, row_chunk: int) -> t
 
 
 def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None,
-                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
+                   device: torch.device | str = "cpu", floor: float = 0.0) -> tuple[torch.Tensor, dict]:
     """W (s x r) such that Q = Y W has orthonormal columns spanning the numerical range of Y.
 
     Pass 1 is a sequential TSQR over row chunks (R <- R factor of [R; Y_c]; Demmel et al. 2012):
@@ -626,6 +626,8 @@ def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None,
         row_chunk: c, rows of Y per chunk, >= 1.
         timer: optional ``Timer``; the time goes to the phase ``orthogonalize``.
         device: torch device of the chunk arithmetic (cpu or cuda).
+        floor: singular values at or below it count as absent too (an absolute scale, e.g. the
+            rounding level of a block from which known directions were projected out).
     Returns:
         (W, info): W an (s, r) float64 tensor on ``device``; info a dict with ``rank`` (int r),
         ``condition`` (float S_1 / S_r) and ``reorthogonalized`` (bool).
@@ -643,9 +645,9 @@ def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None,
             stacked = torch.cat([r_factor, _rows(outer, lo, hi, device)])
             r_factor = torch.linalg.qr(stacked, mode="r")[1][: outer.width]
         _, sing, vh = torch.linalg.svd(r_factor)
-        if not float(sing[0]) > 0:
+        if not float(sing[0]) > floor:
             raise SolverError("the outer sketch is zero: the operator vanishes on every test vector")
-        rank = int((sing > RANK_TOLERANCE * sing[0]).sum())
+        rank = int(((sing > RANK_TOLERANCE * sing[0]) & (sing > floor)).sum())
         transform = vh[:rank].T / sing[:rank]
         condition = float(sing[0] / sing[rank - 1])
         reorthogonalize = condition > REORTHOGONALIZE_ABOVE
@@ -970,6 +972,293 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
     values, vectors = _sort_top(values.numpy(), vectors.numpy(), k)
     return _finish("block_krylov", operator, values, vectors, start, timer, residual_pairs,
                    {"block_size": block_size, "blocks": len(basis)})
+
+
+# ----------------------------------------------------------------------------- block Krylov in passes
+
+
+#: relative size (to ||H Q_j||_F) below which a direction of the orthogonalized remainder is dropped
+KRYLOV_DROP = 1e-10
+#: rows of the random start block drawn per generator stream (fixed, so that the start block does
+#: not depend on the row chunk of the jobs)
+KRYLOV_START_TILE = 4096
+
+
+@dataclass(frozen=True)
+class KrylovSpec:
+    """A block Krylov solve run as passes of jobs: ``budget`` products in ``passes`` blocks.
+
+    Pass j measures H Q_j for an orthonormal D x b block Q_j (b = budget // passes); a small job
+    then orthogonalizes H Q_j against Q_0..Q_j (two rounds of block Gram-Schmidt, then a TSQR of
+    the remainder) into Q_{j+1}. After the last pass, the Rayleigh-Ritz matrix
+    T = [Q_0 .. Q_{p-1}]^T [H Q_0 .. H Q_{p-1}] gives the eigenpairs; no product is spent twice.
+
+    Args:
+        dim: D.
+        budget: products in all passes, >= passes.
+        passes: p, the number of Krylov blocks, >= 1.
+        seed: seed of the Gaussian start block.
+    Raises:
+        SolverError: if the budget leaves less than one product per pass, or b > D.
+    Implements docs/science.md, section "Sketching versus Krylov methods" (randomized block Krylov,
+    Musco & Musco 2015), run as the DAG runs SEIGH (section "At paper scale").
+    """
+
+    dim: int
+    budget: int
+    passes: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.passes < 1 or self.budget < self.passes:
+            raise SolverError(f"a block Krylov budget of {self.budget} products cannot fill {self.passes} passes")
+        if self.block > self.dim:
+            raise SolverError(f"block Krylov block of {self.block} columns exceeds D = {self.dim}")
+
+    @property
+    def block(self) -> int:
+        """b, the columns of each Krylov block (budget // passes)."""
+        return self.budget // self.passes
+
+    def start_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of the Gaussian start block (before orthonormalization), float64
+        (stop - start, b); each tile of ``KRYLOV_START_TILE`` rows has its own stream (seed, tile)."""
+        out = np.empty((stop - start, self.block))
+        for tile in range(start // KRYLOV_START_TILE, -(-stop // KRYLOV_START_TILE)):
+            lo = tile * KRYLOV_START_TILE
+            rows = np.random.default_rng([self.seed, 0xB10C, tile]).standard_normal((KRYLOV_START_TILE, self.block))
+            a, b = max(start, lo), min(stop, lo + KRYLOV_START_TILE)
+            out[a - start: b - start] = rows[a - lo: b - lo]
+        return out
+
+
+class StartRows:
+    """The Gaussian start block of a ``KrylovSpec`` as a ``RowSource``."""
+
+    def __init__(self, spec: KrylovSpec):
+        self.spec, self.dim, self.width = spec, spec.dim, spec.block
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.spec.start_rows(start, stop)
+
+
+class StackedRows:
+    """Several ``RowSource`` of the same D side by side, as one (D, sum of widths) ``RowSource``."""
+
+    def __init__(self, sources: Sequence[RowSource]):
+        if not sources or len({s.dim for s in sources}) != 1:
+            raise SolverError("stacked row sources must be at least one, all with the same D")
+        self.sources, self.dim, self.width = list(sources), sources[0].dim, sum(s.width for s in sources)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.concatenate([s.read(start, stop) for s in self.sources], axis=1)
+
+
+class ProjectedRows:
+    """X - Q C as a ``RowSource`` (X: (D, b) and Q: (D, m) sources, C: (m, b)), computed per chunk."""
+
+    def __init__(self, source: RowSource, basis: RowSource | None, coefficients: np.ndarray | None):
+        self.source, self.basis, self.coefficients = source, basis, coefficients
+        self.dim, self.width = source.dim, source.width
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        rows = self.source.read(start, stop)
+        if self.basis is None or self.coefficients is None:
+            return rows
+        return rows - self.basis.read(start, stop) @ self.coefficients
+
+
+def krylov_next_basis(image: RowSource, basis: RowSource | None, row_chunk: int,
+                      sink: Callable[[int, np.ndarray], None], timer: Timer | None = None) -> dict:
+    """Q_{j+1}: the part of H Q_j (``image``) orthogonal to Q_0..Q_j (``basis``), orthonormalized
+    and written chunk by chunk.
+
+    Two rounds of block classical Gram-Schmidt (C_1 = Q^T X, C_2 = Q^T (X - Q C_1): twice is
+    enough, Giraud et al. 2005), each one pass over row chunks; then the remainder X - Q (C_1 + C_2)
+    goes through :func:`orthogonalizer` (TSQR, numerical rank, Cholesky-QR2 when ill conditioned),
+    whose directions below ``RANK_TOLERANCE`` are dropped (an invariant subspace ends the space).
+    For the first pass, ``image`` is the Gaussian start block and ``basis`` None.
+
+    Args:
+        image: X = H Q_j, (D, b), as a ``RowSource`` (or the start block).
+        basis: [Q_0 .. Q_j] stacked, (D, m), orthonormal, or None.
+        row_chunk: rows per chunk; memory O(row_chunk x (m + b)).
+        sink: ``sink(row, values)`` receives Q_{j+1} in row chunks ((rows, r) float64).
+        timer: optional ``Timer`` (phase ``orthogonalize``).
+    Returns:
+        dict with ``rank`` (r, the columns of Q_{j+1}; 0 when nothing new remains), ``condition``
+        and ``reorthogonalized`` of the remainder.
+    Implements docs/science.md, section "Sketching versus Krylov methods" (block Krylov in passes).
+    """
+    timer = timer or Timer()
+    total, floor = None, 0.0
+    if basis is not None:
+        with timer.phase("orthogonalize"):
+            for round_ in range(2):
+                current = ProjectedRows(image, basis, total)
+                coefficients, squares = np.zeros((basis.width, image.width)), 0.0
+                for lo, hi in row_chunks(image.dim, row_chunk):
+                    rows = current.read(lo, hi)
+                    coefficients += basis.read(lo, hi).T @ rows
+                    squares += float(np.sum(rows * rows)) if round_ == 0 else 0.0
+                total = coefficients if total is None else total + coefficients
+                # what Gram-Schmidt leaves of a direction already in the space is rounding noise
+                # of the size eps ||X||: directions of the remainder below KRYLOV_DROP ||X||_F are dropped
+                floor = KRYLOV_DROP * np.sqrt(squares) if round_ == 0 else floor
+    remainder = ProjectedRows(image, basis, total)
+    try:
+        transform, info = orthogonalizer(remainder, row_chunk, timer, floor=floor)
+    except SolverError:  # nothing new: the Krylov space is invariant
+        return {"rank": 0, "condition": float("nan"), "reorthogonalized": False}
+    transform = transform.cpu().numpy()
+    with timer.phase("write"):
+        for lo, hi in row_chunks(image.dim, row_chunk):
+            sink(lo, remainder.read(lo, hi) @ transform)
+    return info
+
+
+def krylov_measure(operator: LinearOperator, basis: RowSource, start: int, stop: int, block: int = 64,
+                   sink: Callable[[int, np.ndarray], None] | None = None, progress: Any = None) -> int:
+    """Products H q for columns start..stop-1 of one pass's basis, in blocks of ``block`` columns
+    aligned to multiples of ``block``, so any split into shards on block boundaries gives bitwise
+    the same columns.
+
+    Args:
+        operator: H, (D, D).
+        basis: Q_j as a ``RowSource`` with ``columns(start, stop)`` (e.g. ``ArrayRows`` over a store).
+        start, stop: the column range, start a multiple of ``block``.
+        block: products per batched call.
+        sink: ``sink(column, values)`` receives each (D, m) block in the operator's dtype.
+        progress: optional callable receiving the products of each block.
+    Returns:
+        the number of products taken.
+    Raises:
+        SolverError: for a range outside the basis, a start off a block boundary, or non-finite
+            or all-zero products.
+    """
+    if not 0 <= start <= stop <= basis.width:
+        raise SolverError(f"columns [{start}, {stop}) outside the {basis.width} columns of the basis")
+    if start % block:
+        raise SolverError(f"a shard must start on a block boundary: start {start} is not a multiple of {block}")
+    used = operator.num_products
+    for lo in range(start, stop, block):
+        hi = min(stop, lo + block)
+        vectors = torch.from_numpy(basis.columns(lo, hi)).to(dtype=operator.dtype, device=operator.device)
+        measured = torch.as_tensor(operator.matmat(vectors))
+        check_products(measured, f"block Krylov products [{lo}, {hi})")
+        sink(lo, measured.cpu().numpy())
+        if progress is not None:
+            progress(hi - lo)
+    return operator.num_products - used
+
+
+def krylov_recover(basis: RowSource, image: RowSource, k: int | None, row_chunk: int,
+                   sink: Callable[[int, np.ndarray], None] | None = None,
+                   timer: Timer | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Rayleigh-Ritz over the whole Krylov space, streaming over row chunks.
+
+    T = Q^T (H Q) (m x m, symmetrized) is accumulated chunk by chunk; its eigenpairs (Theta, W)
+    give the Ritz values and the Ritz vectors U = Q W, written chunk by chunk for the top k by
+    |theta|.
+
+    Args:
+        basis: Q = [Q_0 .. Q_{p-1}], (D, m), orthonormal.
+        image: H Q in the same column order, (D, m).
+        k: Ritz pairs kept (<= m); None: all.
+        row_chunk: rows per chunk.
+        sink: ``sink(row, values)`` receives U in row chunks ((rows, k) float64); None: U is returned.
+        timer: optional ``Timer`` (phases ``rayleigh_ritz``, ``write``).
+    Returns:
+        (values (k,), vectors (D, k) or None with a sink, info) with info ``orthogonality_error``
+        (max |Q^T Q - I|, measured in the same pass) and ``krylov_dimension`` (m).
+    Raises:
+        SolverError: if k exceeds the Krylov dimension m.
+    """
+    timer = timer or Timer()
+    if basis.width != image.width or basis.dim != image.dim:
+        raise SolverError(f"basis ({basis.dim} x {basis.width}) and images ({image.dim} x {image.width}) differ")
+    m = basis.width
+    k = m if k is None else k
+    if k > m:
+        raise SolverError(f"k = {k} exceeds the Krylov dimension {m} (operator rank too low or budget too small)")
+    with timer.phase("rayleigh_ritz"):
+        projected, gram = np.zeros((m, m)), np.zeros((m, m))
+        for lo, hi in row_chunks(basis.dim, row_chunk):
+            q = basis.read(lo, hi)
+            projected += q.T @ image.read(lo, hi)
+            gram += q.T @ q
+        values, vectors = np.linalg.eigh((projected + projected.T) / 2)
+        order = np.argsort(-np.abs(values), kind="stable")[:k]
+        values, coefficients = values[order], vectors[:, order]
+    out = None if sink is not None else np.empty((basis.dim, k))
+    with timer.phase("write"):
+        for lo, hi in row_chunks(basis.dim, row_chunk):
+            part = basis.read(lo, hi) @ coefficients
+            if sink is None:
+                out[lo:hi] = part
+            else:
+                sink(lo, part)
+    info = {"orthogonality_error": float(np.abs(gram - np.eye(m)).max()), "krylov_dimension": m}
+    return values, out, info
+
+
+class _ArraySink:
+    """Collects chunks into an in-memory (D, width) array: ``(row, values)`` row chunks, or with
+    ``width`` given, ``(column, values)`` column blocks of all D rows."""
+
+    def __init__(self, dim: int, width: int | None = None):
+        self.dim, self.by_column = dim, width is not None
+        self.array = None if width is None else np.empty((dim, width))
+
+    def __call__(self, index: int, values: np.ndarray) -> None:
+        if self.array is None:
+            self.array = np.empty((self.dim, values.shape[1]), dtype=values.dtype)
+        if self.by_column:
+            self.array[:, index: index + values.shape[1]] = values
+        else:
+            self.array[index: index + values.shape[0]] = values
+
+
+def krylov_passes(operator: LinearOperator, k: int, spec: KrylovSpec, row_chunk: int = 65536, block: int = 64,
+                  residual_pairs: int | None = None, progress: Any = None) -> EigenResult:
+    """The block Krylov solve of the workflow (``eigen.method`` block_krylov) in one process: the
+    same passes, orthogonalizations and Rayleigh-Ritz as the measurement and basis jobs, on
+    in-memory arrays (bitwise the same result as the jobs with the same row chunk and block).
+
+    Args:
+        operator: the symmetric (D, D) operator H.
+        k: eigenpairs returned (<= the Krylov dimension reached).
+        spec: budget, passes and seed.
+        row_chunk: rows per chunk of the streamed steps.
+        block: products per batched call.
+        residual_pairs: leading pairs whose residual norm is measured (that many more products).
+        progress: optional callable receiving the products of each block.
+    Returns:
+        ``EigenResult`` (eigenvalues (k,), eigenvectors (D, k), float64); ``extra`` holds
+        ``passes`` (taken), ``block_size``, ``krylov_dimension`` and ``orthogonality_error``.
+    Implements docs/science.md, section "Sketching versus Krylov methods" (block Krylov in passes).
+    """
+    if spec.dim != operator.dim:
+        raise SolverError(f"Krylov spec of D = {spec.dim} for an operator of D = {operator.dim}")
+    _check_k(k, operator.dim, spec.budget, name="k")
+    timer, start = Timer(), operator.num_products
+    bases: list[ArrayRows] = []
+    images: list[ArrayRows] = []
+    current: RowSource = StartRows(spec)
+    for _ in range(spec.passes):
+        sink = _ArraySink(operator.dim)
+        info = krylov_next_basis(current, StackedRows(bases) if bases else None, row_chunk, sink, timer)
+        if info["rank"] == 0:
+            break
+        bases.append(ArrayRows(sink.array))
+        measured = _ArraySink(operator.dim, bases[-1].width)
+        with timer.phase("measure"):
+            krylov_measure(operator, bases[-1], 0, bases[-1].width, block, measured, progress)
+        images.append(ArrayRows(measured.array))
+        current = images[-1]
+    values, vectors, info = krylov_recover(StackedRows(bases), StackedRows(images), k, row_chunk, timer=timer)
+    return _finish("block_krylov", operator, values, vectors, start, timer, residual_pairs,
+                   {"passes": len(bases), "block_size": spec.block, **info})
 
 
 def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int) -> float:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from hessmask.training import Checkpoint
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: The eigen methods of the workflow, in the order stores, metrics and figures list them; each
+#: writes results/<experiment>/eigen/<method>/<split>/step=<step>.zarr.
+METHODS = ("exact", "seigh", "block_krylov")
 
 
 
@@ -230,6 +234,40 @@ def open_shards(paths: Sequence[str | Path], eigen: Mapping[str, Any],
     return inner, right, parts, [paths[i] for i in E.tiling_order(parts, spec)]
 
 
+def _finish_store(out: StoreWriter, operator: CurvatureOperator, values: np.ndarray, vectors: E.ArrayRows,
+                  method: str, products: int, timer: E.Timer, eigen: Mapping[str, Any], seed: int,
+                  attrs: Mapping[str, Any]) -> xr.Dataset:
+    """The small variables of a streamed eigen store: eigenvalues, residual norms of the leading
+    pairs and the a-posteriori error (``eigen.residual_pairs``, ``eigen.aposteriori_samples``,
+    extra products measured on ``operator``), with the settings and ``attrs``; the caller adds its
+    own diagnostics and writes the Dataset into ``out``."""
+    result = E.EigenResult(values, None, method, products, timer.timings)
+    if eigen["residual_pairs"]:
+        with timer.phase("residuals"):
+            result.residuals = E.residual_norms(operator, values, vectors, eigen["residual_pairs"])
+    ds = _eigen_dataset(result, {"method": method, **eigen})
+    ds.attrs.update(attrs)
+    if eigen["aposteriori_samples"]:
+        with timer.phase("aposteriori"):
+            post = E.aposteriori_error(operator, values, vectors, eigen["aposteriori_samples"], seed,
+                                       row_chunk=eigen["row_chunk"])
+        bounds = E.aposteriori_bounds(eigen["aposteriori_samples"], 0.5)
+        ds.attrs.update(aposteriori=json.dumps({**post, "bounds_eps0.5": bounds}))
+    return ds
+
+
+def _vector_sink(out: StoreWriter, dim: int, chunks: tuple[int, int], state: dict) -> Callable[[int, np.ndarray], None]:
+    """A row-chunk sink creating and filling the float32 ``eigenvectors`` of ``out`` (kept in ``state``)."""
+
+    def sink(row: int, block: np.ndarray) -> None:
+        if "vectors" not in state:
+            state["vectors"] = out.create("eigenvectors", ("param", "eigenpair"), (dim, block.shape[1]), chunks,
+                                          "float32")
+        state["vectors"][row: row + block.shape[0]] = block.astype(np.float32)
+
+    return sink
+
+
 def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], eigen: Mapping[str, Any], seed: int,
                 path: str | Path, attrs: Mapping[str, Any]) -> tuple[xr.Dataset, dict[str, float]]:
     """Merge the shards and recover the top eigenpairs into the eigen store at ``path``,
@@ -245,31 +283,14 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
     chunks = vector_chunks(operator.dim, eigen)
     with StoreWriter(path) as out:
         state: dict[str, Any] = {}
-
-        def sink(row: int, block: np.ndarray) -> None:
-            if "vectors" not in state:
-                state["vectors"] = out.create("eigenvectors", ("param", "eigenpair"), (operator.dim, block.shape[1]),
-                                              chunks, "float32")
-            state["vectors"][row: row + block.shape[0]] = block.astype(np.float32)
-
+        sink = _vector_sink(out, operator.dim, chunks, state)
         solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer,
                                    device=eigen["device"])
-        vectors = E.ArrayRows(state["vectors"])
-        result = E.EigenResult(solution.eigenvalues, None, "seigh", products, timer.timings)
-        if eigen["residual_pairs"]:
-            with timer.phase("residuals"):
-                result.residuals = E.residual_norms(operator, solution.eigenvalues, vectors, eigen["residual_pairs"])
-        ds = _eigen_dataset(result, {"method": "seigh", **eigen})
-        ds.attrs.update(attrs)
+        ds = _finish_store(out, operator, solution.eigenvalues, E.ArrayRows(state["vectors"]), "seigh", products,
+                           timer, eigen, seed, attrs)
         ds.attrs.update(rank=solution.rank, condition=solution.condition,
                         reorthogonalized=int(solution.reorthogonalized),
                         orthogonality_error=solution.orthogonality_error)
-        if eigen["aposteriori_samples"]:
-            with timer.phase("aposteriori"):
-                post = E.aposteriori_error(operator, solution.eigenvalues, vectors, eigen["aposteriori_samples"], seed,
-                                           row_chunk=eigen["row_chunk"])
-            bounds = E.aposteriori_bounds(eigen["aposteriori_samples"], 0.5)
-            ds.attrs.update(aposteriori=json.dumps({**post, "bounds_eps0.5": bounds}))
         out.write(ds)
         state["vectors"].attrs.update(_vectors_attrs())
     log.info("solve: rank %d of %d, condition %.2e, orthogonality error %.1e, timings %s", solution.rank, spec.outer,
@@ -279,3 +300,153 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
 
 
 # ----------------------------------------------------------------------------- metrics
+
+
+# ----------------------------------------------------------------------------- block Krylov in passes
+
+
+def krylov_spec(eigen: Mapping[str, Any], dim: int) -> E.KrylovSpec:
+    """The block Krylov solve of ``eigen.block_krylov`` (budget null: the sketch's t products)."""
+    settings = eigen["block_krylov"]
+    budget = settings["budget"] or (eigen["sketch"]["inner"] or 2 * eigen["sketch"]["outer"])
+    return E.KrylovSpec(dim, budget, settings["passes"], settings["seed"])
+
+
+def krylov_identity(eigen: Mapping[str, Any], dim: int) -> dict:
+    """What makes the pass stores of one block Krylov solve belong together (checked on reading)."""
+    spec = krylov_spec(eigen, dim)
+    return {"dim": dim, "budget": spec.budget, "passes": spec.passes, "seed": spec.seed,
+            "block_size": eigen["block_size"], "row_chunk": min(dim, eigen["row_chunk"])}
+
+
+class MatrixRows:
+    """A (param, column) matrix of a pass store read in row chunks (``RowSource``) or column
+    blocks, checked against the solve it belongs to and for chunks never written."""
+
+    def __init__(self, path: str | Path, name: str, identity: Mapping[str, Any], what: str):
+        self.path, self.what = str(path), what
+        try:
+            group = zarr.open_group(self.path, mode="r")
+            self.array = group[name]
+            found = json.loads(group.attrs.get("krylov", "{}"))
+        except Exception as err:
+            raise E.SolverError(f"{what} store {path} cannot be read ({type(err).__name__}: {err}); "
+                                "delete it and rerun its job") from None
+        if found != dict(identity):
+            diff = {k: (found.get(k), v) for k, v in identity.items() if found.get(k) != v}
+            raise E.SolverError(f"{what} store {path} belongs to another block Krylov solve (found vs expected: "
+                                f"{diff}); delete it and rerun its job")
+        self.dim, self.width = (int(n) for n in self.array.shape)
+
+    def _checked(self, block: np.ndarray, where: str) -> np.ndarray:
+        if not np.isfinite(block).all():
+            raise E.SolverError(f"{self.what} store {self.path} has missing or non-finite values in {where}: "
+                                "the store is truncated or corrupt; delete it and rerun its job")
+        return block
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self._checked(np.asarray(self.array[start:stop], dtype=np.float64), f"rows [{start}, {stop})")
+
+    def columns(self, start: int, stop: int) -> np.ndarray:
+        return self._checked(np.asarray(self.array[:, start:stop], dtype=np.float64), f"columns [{start}, {stop})")
+
+
+def _pass_writer(path: str | Path, attrs: Mapping[str, Any], identity: Mapping[str, Any]) -> StoreWriter:
+    out = StoreWriter(path)
+    out.attrs.update({**attrs, "krylov": json.dumps(dict(identity), sort_keys=True)})
+    return out
+
+
+def krylov_basis_store(eigen: Mapping[str, Any], dim: int, step: int, bases: Sequence[str | Path],
+                       images: Sequence[str | Path], path: str | Path, attrs: Mapping[str, Any]) -> int:
+    """Q_p of pass p = len(bases): the Gaussian start block (p = 0), or H Q_{p-1} (``images``, its
+    shard stores in column order) orthogonalized against Q_0..Q_{p-1} (``bases``); written to
+    ``path`` as ``basis`` (param, column) float64 in row chunks. Returns its width r_p (0 when the
+    Krylov space is exhausted: later passes then measure nothing)."""
+    identity = krylov_identity(eigen, dim)
+    spec = krylov_spec(eigen, dim)
+    if bases:
+        image = E.StackedRows([MatrixRows(p, "image", identity, "block Krylov image") for p in images])
+        basis = E.StackedRows([MatrixRows(p, "basis", identity, "block Krylov basis") for p in bases])
+        if image.width == 0:  # the previous pass measured nothing
+            image = None
+    else:
+        image, basis = E.StartRows(spec), None
+    chunk = identity["row_chunk"]
+    with _pass_writer(path, {**attrs, "pass": len(bases)}, identity) as out:
+        state: dict[str, Any] = {}
+
+        def sink(row: int, block: np.ndarray) -> None:
+            if "basis" not in state:
+                state["basis"] = out.create("basis", ("param", "column"), (dim, block.shape[1]),
+                                            (chunk, eigen["block_size"]), "float64")
+            state["basis"][row: row + block.shape[0]] = block
+
+        info = {"rank": 0} if image is None else E.krylov_next_basis(image, basis, chunk, sink)
+        if "basis" not in state:  # an exhausted space: an empty block
+            out.create("basis", ("param", "column"), (dim, 0), (chunk, eigen["block_size"]), "float64")
+        out.attrs.update(rank=int(info["rank"]))
+    log.info("block Krylov step %d pass %d: basis of %d columns", step, len(bases), info["rank"])
+    return int(info["rank"])
+
+
+def krylov_measure_store(operator: CurvatureOperator, eigen: Mapping[str, Any], basis_path: str | Path, shard: int,
+                         path: str | Path, attrs: Mapping[str, Any]) -> int:
+    """One shard of the products H Q_p of a pass (columns on multiples of ``eigen.block_size``, so any
+    sharding gives bitwise the same columns), written to ``path`` as ``image`` (param, column) in
+    the operator's dtype. Returns the products taken."""
+    identity = krylov_identity(eigen, operator.dim)
+    spec = krylov_spec(eigen, operator.dim)
+    basis = MatrixRows(basis_path, "basis", identity, "block Krylov basis")
+    start, stop = shard_ranges(spec.block, eigen["block_size"], eigen["block_krylov"]["shards"])[shard]
+    start, stop = min(start, basis.width), min(stop, basis.width)
+    dtype = torch.empty(0, dtype=operator.dtype).numpy().dtype
+    with _pass_writer(path, {**attrs, "start": start, "stop": stop}, identity) as out:
+        image = out.create("image", ("param", "column"), (operator.dim, stop - start),
+                           (identity["row_chunk"], eigen["block_size"]), dtype)
+        progress = Progress(f"block Krylov shard {shard} [{start}, {stop})", stop - start, unit="products")
+
+        def sink(column: int, values: np.ndarray) -> None:
+            image[:, column - start: column - start + values.shape[1]] = values
+
+        t0 = time.perf_counter()
+        products = E.krylov_measure(operator, basis, start, stop, eigen["block_size"], sink=sink,
+                                    progress=progress.update)
+        out.attrs.update(products=products, seconds=time.perf_counter() - t0)
+    log.info("block Krylov shard %d: %d products", shard, products)
+    return products
+
+
+def krylov_solve_store(operator: CurvatureOperator, eigen: Mapping[str, Any], bases: Sequence[str | Path],
+                       images: Sequence[Sequence[str | Path]], seed: int, path: str | Path,
+                       attrs: Mapping[str, Any]) -> tuple[xr.Dataset, dict[str, float]]:
+    """Rayleigh-Ritz over every pass (``bases``: Q_p per pass; ``images``: the shard stores of H Q_p
+    per pass, in column order) into the eigen store at ``path``: the top k = ``block_krylov.k``
+    (null: the sketch's s) Ritz pairs, streaming over row chunks, with residuals and the
+    a-posteriori error as for SEIGH. Returns the small variables and the wall time per phase."""
+    identity = krylov_identity(eigen, operator.dim)
+    basis = E.StackedRows([MatrixRows(p, "basis", identity, "block Krylov basis") for p in bases])
+    image_parts = [MatrixRows(p, "image", identity, "block Krylov image") for shards in images for p in shards]
+    image = E.StackedRows(image_parts)
+    products, seconds = 0, 0.0
+    for part in image_parts:
+        group = zarr.open_group(part.path, mode="r")
+        products += int(group.attrs["products"])
+        seconds += float(group.attrs["seconds"])
+    k = min(eigen["block_krylov"]["k"] or eigen["sketch"]["outer"], basis.width)
+    timer = E.Timer()
+    timer.timings["measure"] = seconds
+    with StoreWriter(path) as out:
+        state: dict[str, Any] = {}
+        values, _, info = E.krylov_recover(basis, image, k, eigen["row_chunk"],
+                                           sink=_vector_sink(out, operator.dim, vector_chunks(operator.dim, eigen),
+                                                             state), timer=timer)
+        ds = _finish_store(out, operator, values, E.ArrayRows(state["vectors"]), "block_krylov", products, timer,
+                           eigen, seed, attrs)
+        ds.attrs.update(passes=len(bases), krylov_dimension=info["krylov_dimension"],
+                        orthogonality_error=info["orthogonality_error"], budget=krylov_spec(eigen, operator.dim).budget)
+        out.write(ds)
+        state["vectors"].attrs.update(_vectors_attrs())
+    log.info("block Krylov solve: %d Ritz pairs of a %d-dimensional space, timings %s", k, info["krylov_dimension"],
+             json.dumps({n: round(v, 2) for n, v in timer.timings.items()}))
+    return ds, timer.timings

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from hessmask import eigen as E
+from hessmask.eigen_stores import METHODS
 from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
 from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnitude_order
 
@@ -195,7 +196,7 @@ def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Se
                      dim: int, row_chunk: int = 65536) -> xr.Dataset:
     """Overlap of top-k eigenspaces between record steps (per method, split, rho), and between the
     test and train eigenspaces at the same step; the stores are read in row chunks."""
-    methods = sorted({m for m, _, _ in stores}, key=["exact", "seigh"].index)
+    methods = sorted({m for m, _, _ in stores}, key=METHODS.index)
     splits = sorted({s for _, s, _ in stores}, key=["train", "test"].index)
     steps = sorted({t for _, _, t in stores})
     pairs = np.full((len(methods), len(splits), len(rhos), len(steps), len(steps)), np.nan)
@@ -235,6 +236,57 @@ def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Se
     ds["train_test_overlap"].attrs.update(
         units="1", long_name="overlap of the top-k eigenspaces of the train- and test-subset Hessians at one step")
     return ds
+
+
+def solver_costs(stores: Mapping[tuple[str, str, int], xr.Dataset]) -> xr.Dataset:
+    """What each solve cost and how wrong it says it is, per (method, split, step): ``products``
+    (operator products of the solve, without residual and a-posteriori products) and
+    ``aposteriori_error`` (the estimate of ||H - U diag(theta) U^T||_F / ||H||_F; NaN where not
+    measured). With ``eigenspace_accuracy`` they give accuracy per product (docs/science.md,
+    "Sketching versus Krylov methods")."""
+    methods = sorted({m for m, _, _ in stores}, key=METHODS.index)
+    splits = sorted({s for _, s, _ in stores}, key=["train", "test"].index)
+    steps = sorted({t for _, _, t in stores})
+    products = np.full((len(methods), len(splits), len(steps)), np.nan)
+    error = np.full_like(products, np.nan)
+    for (method, split, step), store in stores.items():
+        at = (methods.index(method), splits.index(split), steps.index(step))
+        products[at] = float(store.attrs.get("products", np.nan))
+        error[at] = json.loads(store.attrs.get("aposteriori", "{}")).get("relative_error", np.nan)
+    ds = xr.Dataset({"products": (("method", "split", "step"), products),
+                     "aposteriori_error": (("method", "split", "step"), error)},
+                    coords={"method": methods, "split": np.array(splits, dtype="U5"), "step": steps})
+    ds["products"].attrs.update(units="1", long_name="operator products of the solve (D for the exact one)")
+    ds["aposteriori_error"].attrs.update(
+        units="1", long_name="a-posteriori estimate of ||H - U diag(theta) U^T||_F / ||H||_F (distance: 0 = exact)")
+    return ds
+
+
+def accuracy_lines(metrics: xr.Dataset, k: int) -> list[str]:
+    """Markdown: accuracy per product of each approximate method at k (mean over the steps with an
+    exact solve) and its a-posteriori error (mean over all its steps)."""
+    if "products" not in metrics:
+        return []
+    lines = ["## Accuracy per product", "",
+             f"Each approximate method's top-{k} eigenspace against the exact one (overlap: 1 = the same "
+             "subspace; mean and range over the exactly solved steps and splits), its products and its "
+             "a-posteriori relative error (0 = exact; mean over every step).", "",
+             "| method | products | top-k eigenspace vs exact: mean | min | max | a-posteriori error |",
+             "|---|---|---|---|---|---|"]
+    for method in metrics["method"].values:
+        if method == "exact":
+            continue
+        products = metrics["products"].sel({"method": method})
+        accuracy = (metrics["eigenspace_accuracy"].sel({"method": method, "k": k}).values
+                    if "eigenspace_accuracy" in metrics and k in metrics["k"].values else np.array([np.nan]))
+        finite = accuracy[np.isfinite(accuracy)]
+        mean, low, high = ((float(finite.mean()), float(finite.min()), float(finite.max())) if finite.size
+                           else (np.nan,) * 3)
+        post = metrics["aposteriori_error"].sel({"method": method}).values
+        post = float(np.nanmean(post)) if np.isfinite(post).any() else np.nan
+        lines.append(f"| {method} | {_fmt(float(np.nanmax(products.values)), '.0f')} | {_fmt(mean, '.4f')} | "
+                     f"{_fmt(low, '.4f')} | {_fmt(high, '.4f')} | {_fmt(post, '.3g')} |")
+    return lines + [""]
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -281,6 +333,7 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
                 flagged.append((split, int(step), diff))
     lines += ["", "The last column is the overlap of the sketch's top-k eigenspace with the exact one "
               "(1 = the same subspace; metrics.zarr: eigenspace_accuracy, every k).", ""]
+    lines += accuracy_lines(metrics, k)
     finite = [abs(float(metrics["overlap"].sel({"method": "seigh", "split": s, "step": t, "k": k})) -
                   float(metrics["overlap"].sel({"method": "exact", "split": s, "step": t, "k": k})))
               for s in metrics["split"].values for t in metrics["step"].values] if len(methods) > 1 else []

@@ -141,7 +141,7 @@ def _legend_panel(ax, source) -> None:
 # ----------------------------------------------------------------------------- experiment figures
 
 SPLIT_STYLE = {"train": "-", "test": "--"}
-METHOD_LABELS = {"exact": "exact", "seigh": "SEIGH (sketched)"}
+METHOD_LABELS = {"exact": "exact", "seigh": "SEIGH (sketched)", "block_krylov": "block Krylov"}
 
 
 def _chance(ax, x, value, label="chance k/D") -> None:
@@ -466,6 +466,41 @@ def magnitude_vs_random(metrics: xr.Dataset, method: str | None = None, split: s
     axes[0][0].set_ylabel("overlap with top-k eigenspace")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Magnitude vs random masks ({split} Hessian, {METHOD_LABELS.get(method, method)})")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_products(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
+    """Accuracy per product of each approximate eigensolver: its top-k eigenspace overlap with the
+    exact one (left; steps with an exact solve) and its a-posteriori error (right; every step),
+    against the operator products it took, one color per method, one point per (split, step)."""
+    style()
+    k = _rho_k(metrics, rho)
+    methods = [m for m in metrics["method"].values if m != "exact"]
+    colors = dict(zip(methods, sns.color_palette("colorblind", len(methods))))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method in methods:
+        products = metrics["products"].sel({"method": method})
+        label = METHOD_LABELS.get(method, method)
+        if "eigenspace_accuracy" in metrics and k in metrics["k"].values:
+            accuracy = metrics["eigenspace_accuracy"].sel({"method": method, "k": k})
+            ok = np.isfinite(accuracy.values) & np.isfinite(products.values)
+            axes[0].scatter(products.values[ok], accuracy.values[ok], color=colors[method], label=label, s=25,
+                            alpha=0.8)
+        error = metrics["aposteriori_error"].sel({"method": method})
+        ok = np.isfinite(error.values) & np.isfinite(products.values)
+        axes[1].scatter(products.values[ok], error.values[ok], color=colors[method], label=label, s=25, alpha=0.8)
+    axes[0].set_ylabel(f"top-{k} eigenspace overlap with exact (1 = same)")
+    axes[0].set_ylim(0, 1.02)
+    axes[0].set_title(f"Eigenspace accuracy, k = {k} ({rho:g} D)")
+    axes[1].set_ylabel("a-posteriori relative error (0 = exact)")
+    axes[1].set_yscale("log")
+    axes[1].set_title("Self-measured error, every solved step")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("Hessian-vector products")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
