@@ -291,7 +291,9 @@ def exact_settings(wildcards):
     """What the exact solve depends on: the eigen settings less those of the sketch, its products
     in ``eigen.exact_dtype`` (float64: the reference is built from float64 products)."""
     eigen = eigen_settings(wildcards)
-    settings = {k: v for k, v in eigen.items() if k not in ("sketch", "block_krylov", "aposteriori_samples") + EXACT_ONLY}
+    settings = {
+        k: v for k, v in eigen.items() if k not in ("sketch", "block_krylov", "aposteriori_samples") + EXACT_ONLY
+    }
     return {**settings, "dtype": eigen["exact_dtype"]}
 
 
