@@ -109,6 +109,10 @@ def test_accuracy_vs_products(stores, tmp_path):
     assert [t.get_text() for t in left.get_legend().get_texts()] == ["SEIGH (sketched)", "block Krylov"]
     assert [len(c.get_offsets()) for c in left.collections] == [2, 2]  # the exactly solved step, two splits
     plots.save_figure(fig, tmp_path / "accuracy")
+    no_exact = extra.assign(eigenspace_accuracy=extra["eigenspace_accuracy"] * np.nan).assign_attrs(D=D)
+    fig = plots.accuracy_vs_products(no_exact, rho=0.05)  # paper scale: nothing to compare with
+    assert "no exact solve" in fig.axes[0].texts[0].get_text()
+    plots.save_figure(fig, tmp_path / "accuracy_no_exact")
 
 
 def test_overlap_vs_k_and_random(stores):

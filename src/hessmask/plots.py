@@ -485,22 +485,28 @@ def accuracy_vs_products(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
         if "eigenspace_accuracy" in metrics and k in metrics["k"].values:
             accuracy = metrics["eigenspace_accuracy"].sel({"method": method, "k": k})
             ok = np.isfinite(accuracy.values) & np.isfinite(products.values)
-            axes[0].scatter(products.values[ok], accuracy.values[ok], color=colors[method], label=label, s=25,
-                            alpha=0.8)
+            if ok.any():
+                axes[0].scatter(products.values[ok], accuracy.values[ok], color=colors[method], label=label, s=25,
+                                alpha=0.8)
         error = metrics["aposteriori_error"].sel({"method": method})
-        ok = np.isfinite(error.values) & np.isfinite(products.values)
-        axes[1].scatter(products.values[ok], error.values[ok], color=colors[method], label=label, s=25, alpha=0.8)
+        ok = np.isfinite(error.values) & np.isfinite(products.values) & (error.values > 0)
+        if ok.any():
+            axes[1].scatter(products.values[ok], error.values[ok], color=colors[method], label=label, s=25,
+                            alpha=0.8)
     axes[0].set_ylabel(f"top-{k} eigenspace overlap with exact (1 = same)")
     axes[0].set_ylim(0, 1.02)
     axes[0].set_title(f"Eigenspace accuracy, k = {k} ({rho:g} D)")
     axes[1].set_ylabel("a-posteriori relative error (0 = exact)")
-    axes[1].set_yscale("log")
     axes[1].set_title("Self-measured error, every solved step")
-    for ax in axes:
-        ax.set_xscale("log")
+    for ax, missing in zip(axes, ("no exact solve to compare with", "no a-posteriori error measured")):
         ax.set_xlabel("Hessian-vector products")
         if ax.get_legend_handles_labels()[0]:
+            ax.set_xscale("log")
+            if ax is axes[1]:
+                ax.set_yscale("log")
             ax.legend(fontsize=8)
+        else:  # nothing to draw (e.g. no exact solve at paper scale): say so
+            ax.text(0.5, 0.5, missing, ha="center", va="center", transform=ax.transAxes, color="0.4")
     fig.tight_layout()
     return fig
 
