@@ -162,8 +162,8 @@ class HessianOperator(CurvatureOperator):
         params = [p for p in self.model.parameters() if p.requires_grad]
         loss = F.cross_entropy(self.model(x), y, reduction="sum")
         gradients = torch.autograd.grad(loss, params, create_graph=True)
-        dot = sum((g * part.view(g.shape)).sum() for g, part in zip(gradients, torch.split(v, self.sizes)))
-        return torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params)]).detach()
+        flat = torch.cat([g.reshape(-1) for g in gradients])
+        return torch.cat([h.reshape(-1) for h in torch.autograd.grad(flat @ v, params)]).detach()
 
 
 class GGNOperator(CurvatureOperator):

@@ -37,9 +37,11 @@ import torch
 
 #: kinds of test matrix (``TestMatrix(kind, ...)``)
 KINDS = ("ssrft", "gaussian", "rademacher")
-#: columns per SSRFT transform call: memory O(n x TRANSFORM_COLUMNS) whatever the block size
-#: (every column is transformed independently, so the result is bitwise the same)
-TRANSFORM_COLUMNS = 8
+#: numbers per SSRFT transform call: a call takes max(1, TRANSFORM_ELEMENTS // n) columns (8 at
+#: n ~ 1e6, all of a 710-column block at the MLP's n = 7200), so memory stays O(TRANSFORM_ELEMENTS)
+#: whatever the block size and small D is not dominated by per-call overhead (every column is
+#: transformed independently, so the result is bitwise the same)
+TRANSFORM_ELEMENTS = 8 * 2**20
 
 
 def transform_length(dim: int) -> int:
@@ -196,6 +198,11 @@ class TestMatrix:
             self._inverse1 = torch.argsort(self._perm1)
             self._inverse2 = torch.argsort(self._perm2)
 
+    @property
+    def transform_columns(self) -> int:
+        """Columns per transform call: max(1, TRANSFORM_ELEMENTS // n)."""
+        return max(1, TRANSFORM_ELEMENTS // self.length)
+
     # -- rows -----------------------------------------------------------------------------
     def rows_block(self, start: int, stop: int, dtype: torch.dtype = torch.float64,
                    device: str | torch.device = "cpu") -> torch.Tensor:
@@ -220,8 +227,9 @@ class TestMatrix:
             raise IndexError(f"rows [{start}, {stop}) outside the {self.rows} rows of the test matrix")
         if self.kind == "ssrft":  # transforms run in the requested precision
             out = torch.empty((stop - start, self.dim), dtype=dtype, device=device)
-            for lo in range(start, stop, TRANSFORM_COLUMNS):
-                hi = min(stop, lo + TRANSFORM_COLUMNS)
+            step = self.transform_columns
+            for lo in range(start, stop, step):
+                hi = min(stop, lo + step)
                 unit = torch.zeros((hi - lo, self.length), dtype=dtype, device=device)
                 unit[torch.arange(hi - lo, device=device), self._selected[lo:hi].to(device)] = 1.0
                 out[lo - start: hi - start] = self._transpose(unit)[:, : self.dim]
@@ -254,11 +262,12 @@ class TestMatrix:
         if self.kind == "ssrft":
             out = torch.empty((self.rows, block.shape[1]), dtype=block.dtype, device=block.device)
             selected = self._selected.to(block.device)
-            for lo in range(0, block.shape[1], TRANSFORM_COLUMNS):
-                part = block[:, lo: lo + TRANSFORM_COLUMNS]
+            step = self.transform_columns
+            for lo in range(0, block.shape[1], step):
+                part = block[:, lo: lo + step]
                 padded = part.new_zeros((part.shape[1], self.length))  # (columns, n): zero padding
                 padded[:, : self.dim] = part.T
-                out[:, lo: lo + TRANSFORM_COLUMNS] = self._forward(padded).index_select(1, selected).T
+                out[:, lo: lo + step] = self._forward(padded).index_select(1, selected).T
             return out
         out = torch.empty((self.rows, block.shape[1]), dtype=block.dtype, device=block.device)
         for start in range(0, self.rows, chunk):
@@ -282,9 +291,16 @@ class TestMatrix:
         return x * self._signs1.to(device=dev, dtype=y.dtype)
 
 
+#: transform length from which a block is gathered one row at a time (below it, in one call)
+ROW_GATHER_FROM = 2**16
+
+
 def _gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[:, index]`` for a (columns, n) block, one contiguous row at a time: on the CPU a 1-D
-    gather per row is several times faster than a gather along dim 1 of the block (float64)."""
+    """``x[:, index]`` for a (columns, n) block. For long rows one contiguous row at a time: on the
+    CPU a 1-D gather per row is several times faster than a gather along dim 1 of the block
+    (float64, n ~ 1e6); short rows are gathered in one call (the per-call overhead dominates)."""
+    if x.shape[1] < ROW_GATHER_FROM or x.device.type != "cpu":
+        return x.index_select(1, index)
     out = torch.empty_like(x)
     for row in range(x.shape[0]):
         torch.index_select(x[row], 0, index, out=out[row])
