@@ -140,6 +140,12 @@ def training_settings(wildcards):
     }
 
 
+def train_settings(wildcards):
+    """The experiment's SGD settings less the step count and threads (what a job that replays or
+    restarts its optimizer depends on; training longer does not change them)."""
+    return training_settings(wildcards)["train"]
+
+
 def prepared_dataset(wildcards):
     """The prepared npz an experiment reads ([] for imagenet and synthetic data)."""
     dataset = experiment(wildcards)["dataset"]

@@ -59,7 +59,7 @@ rule dof_chunk:
         dof=lambda wc: job_settings(wc.method, dof(wc)),
         runs=lambda wc: chunk_runs(dof(wc), int(wc.chunk)),
         experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
-        train=experiment_key("train"),
+        train=train_settings,
     script:
         "../scripts/dof_chunk.py"
 
@@ -86,7 +86,7 @@ rule dof_reference:
     params:
         dof=dof_key(only=("runs", "steps", "batch_size", "full_lr", "seed", "device", "init")),
         experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
-        train=experiment_key("train"),
+        train=train_settings,
     script:
         "../scripts/dof_reference.py"
 

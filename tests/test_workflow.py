@@ -94,6 +94,9 @@ def test_later_record_step_trains_only_new_segment(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI, str(overlay))
     assert jobs["train_segment"] == 1  # 6 -> 10 replaces 6 -> 8; earlier segments are reused
     assert "synthetic_chunk" not in jobs
+    # of the subspace jobs only the lottery subspace (its trajectory is the whole training) reruns;
+    # the ticket's step (dof.ticket_step: 6) and every start step are unchanged
+    assert jobs["dof_chunk"] == 3 and jobs["dof_trajectory"] == 1
 
 
 def test_synthetic_end_to_end(synthetic_run):

@@ -473,40 +473,48 @@ def magnitude_vs_random(metrics: xr.Dataset, method: str | None = None, split: s
 def accuracy_vs_products(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
     """Accuracy per product of each approximate eigensolver: its top-k eigenspace overlap with the
     exact one (left; steps with an exact solve) and its a-posteriori error (right; every step),
-    against the operator products it took, one color per method, one point per (split, step)."""
+    against the operator products it took, one color per method, one point per (split, step); the
+    exact solve's cost dotted."""
     style()
     k = _rho_k(metrics, rho)
     methods = [m for m in metrics["method"].values if m != "exact"]
     colors = dict(zip(methods, sns.color_palette("colorblind", len(methods))))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    drawn = [False, False]
     for method in methods:
-        products = metrics["products"].sel({"method": method})
+        products = metrics["products"].sel({"method": method}).values
         label = METHOD_LABELS.get(method, method)
+        panels = [np.full(products.shape, np.nan), metrics["aposteriori_error"].sel({"method": method}).values]
         if "eigenspace_accuracy" in metrics and k in metrics["k"].values:
-            accuracy = metrics["eigenspace_accuracy"].sel({"method": method, "k": k})
-            ok = np.isfinite(accuracy.values) & np.isfinite(products.values)
+            panels[0] = metrics["eigenspace_accuracy"].sel({"method": method, "k": k}).values
+        for i, values in enumerate(panels):
+            ok = np.isfinite(values) & np.isfinite(products) & (values > 0)
             if ok.any():
-                axes[0].scatter(products.values[ok], accuracy.values[ok], color=colors[method], label=label, s=25,
-                                alpha=0.8)
-        error = metrics["aposteriori_error"].sel({"method": method})
-        ok = np.isfinite(error.values) & np.isfinite(products.values) & (error.values > 0)
-        if ok.any():
-            axes[1].scatter(products.values[ok], error.values[ok], color=colors[method], label=label, s=25,
-                            alpha=0.8)
+                axes[i].scatter(products[ok], values[ok], color=colors[method], label=label, s=25, alpha=0.8)
+                drawn[i] = True
     axes[0].set_ylabel(f"top-{k} eigenspace overlap with exact (1 = same)")
     axes[0].set_ylim(0, 1.02)
     axes[0].set_title(f"Eigenspace accuracy, k = {k} ({rho:g} D)")
     axes[1].set_ylabel("a-posteriori relative error (0 = exact)")
     axes[1].set_title("Self-measured error, every solved step")
-    for ax, missing in zip(axes, ("no exact solve to compare with", "no a-posteriori error measured")):
+    all_products = metrics["products"].values[np.isfinite(metrics["products"].values)]
+    exact = (metrics["products"].sel({"method": "exact"}).values if "exact" in metrics["method"].values
+             else np.array([np.nan]))
+    for ax, has_data, missing in zip(axes, drawn, ("no exact solve to compare with",
+                                                    "no a-posteriori error measured")):
         ax.set_xlabel("Hessian-vector products")
-        if ax.get_legend_handles_labels()[0]:
-            ax.set_xscale("log")
-            if ax is axes[1]:
-                ax.set_yscale("log")
-            ax.legend(fontsize=8)
-        else:  # nothing to draw (e.g. no exact solve at paper scale): say so
+        if not has_data:  # nothing to draw (e.g. no exact solve at paper scale): say so
             ax.text(0.5, 0.5, missing, ha="center", va="center", transform=ax.transAxes, color="0.4")
+            continue
+        if np.isfinite(exact).any():  # what the reference costs, for scale
+            ax.axvline(float(np.nanmax(exact)), ls=":", color="0.4", lw=1,
+                       label=f"exact solve ({int(np.nanmax(exact))} products)")
+        ax.set_xscale("log")
+        ax.set_xlim(all_products.min() / 2, all_products.max() * 2)  # at least a decade: readable ticks
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        if ax is axes[1]:
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -671,7 +679,9 @@ def dof_start_step(ds: xr.Dataset, title: str = "") -> plt.Figure:
     delta = ds.attrs.get("delta", "")
     fig.suptitle(title or "Threshold dimension against the start step")
     fig.text(0.01, -0.02, f"line: d* (success probability >= 1 - delta, delta = {delta}); band: per-run d*, "
-             "min-max over runs; missing points: the level was not reached at any d", fontsize=7)
+             "min-max over runs; missing points: the level was not reached at any d; a point at the smallest d "
+             f"({int(ds['d'].values.min())}) is an upper bound (the offset w_t may already reach the level)",
+             fontsize=7)
     return fig
 
 
