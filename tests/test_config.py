@@ -104,6 +104,14 @@ def _experiment(**changes):
         ({"eigen": {"exact": True}}, "experiments.big.eigen.exact", "dense exact solve of D = 895210"),
         ({"eigen": {"exact": False, "sketch": {"outer": 100}}, "metrics": {"summary_rho": 0.001}},
          "experiments.big.metrics.summary_rho", "exceeds the 100 eigenpairs"),
+        ({"eigen": {"exact": False, "block_krylov": {"enabled": True, "budget": 4, "passes": 8}}},
+         "experiments.big.eigen.block_krylov.passes", "leave an empty block"),
+        ({"eigen": {"exact": False, "block_krylov": {"enabled": True, "steps": [5]}}},
+         "experiments.big.eigen.block_krylov.steps", "are not in experiments.big.eigen.steps"),
+        ({"eigen": {"exact": False, "block_krylov": {"enabled": True, "budget": 64, "k": 65}}},
+         "experiments.big.eigen.block_krylov.k", "from a Krylov space of at most 64 dimensions"),
+        ({"eigen": {"exact": False, "block_size": 64, "block_krylov": {"enabled": True, "shards": 3}}},
+         "experiments.big.eigen.block_krylov.shards", "3 shards for only 2 blocks"),
     ],
 )
 def test_impossible_eigen_settings_name_the_key(changes, key, text):
