@@ -1,14 +1,12 @@
 """Rule dof_chunk: subspace training of one (method, start step t, d, chunk of runs) (hessmask.dof.run_chunk)."""
 
-from functools import partial
 
 import torch
 
-from hessmask.config import experiment_classes
-from hessmask.dof import PER_RUN_INIT_METHODS, Sources, SubspaceSettings, run_chunk, run_initialization
+from hessmask.dof import PER_RUN_INIT_METHODS, Sources, SubspaceSettings, run_chunk, run_initializer
 from hessmask.jobs import experiment_data, setup_logging
 from hessmask.store import open_dataset, provenance, write_dataset
-from hessmask.training import Checkpoint, TrainSettings
+from hessmask.training import Checkpoint
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
@@ -28,9 +26,7 @@ if "eigen" in sm.input.keys():
     sources.eigenvectors = open_dataset(sm.input.eigen)["eigenvectors"].values
 initialization = None
 if method in PER_RUN_INIT_METHODS and dof["init"] == "per_run":
-    initialization = partial(run_initialization, seed=dof["seed"], model_name=exp["model"],
-                             num_classes=experiment_classes(exp), train=TrainSettings.from_config(train),
-                             data=data, step=step)
+    initialization = run_initializer(dof, exp, train, data, step)
 settings = SubspaceSettings.from_config(dof, train["eval_batch_size"])
 ds = run_chunk(method, int(sm.wildcards.d), sm.params.runs, sources, start.model(), data, settings, dof["seed"],
                step=step, initialization=initialization)

@@ -1,15 +1,13 @@
 """Rule dof_reference: the full-space reference runs at each dof.full_lr (hessmask.dof.full_space_runs)."""
 
-from functools import partial
 
 import torch
 import xarray as xr
 
-from hessmask.config import experiment_classes
-from hessmask.dof import SubspaceSettings, full_space_runs, run_initialization
+from hessmask.dof import SubspaceSettings, full_space_runs, run_initializer
 from hessmask.jobs import experiment_data, setup_logging
 from hessmask.store import provenance, write_dataset
-from hessmask.training import Checkpoint, TrainSettings
+from hessmask.training import Checkpoint
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
@@ -20,8 +18,7 @@ data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], t
 start = Checkpoint.load(sm.input.start)
 init = start.parameters()
 if dof["init"] == "per_run":
-    init = partial(run_initialization, seed=dof["seed"], model_name=exp["model"],
-                   num_classes=experiment_classes(exp), train=TrainSettings.from_config(train), data=data, step=0)
+    init = run_initializer(dof, exp, train, data, step=0)
 parts = []
 for lr in dof["full_lr"]:
     settings = SubspaceSettings.from_config({**dof, "lr": lr}, train["eval_batch_size"])

@@ -5,7 +5,6 @@ from pathlib import Path
 import xarray as xr
 
 from hessmask.config import MODEL_DIMS
-from hessmask.eigen_stores import METHODS
 from hessmask.jobs import setup_logging
 from hessmask.masks import k_of_rho
 from hessmask.metrics import (
@@ -26,7 +25,6 @@ per_step = {job: open_dataset(path) for job, path in zip(jobs, sm.input.metrics)
 stores = {tuple(key): open_dataset(path, load=False) for key, path in zip(sm.params.eigen_keys, sm.input.eigen)}
 ds = xr.merge([combine_metrics(per_step, dim), eigenspace_pairs(stores, sm.params.rho, dim, sm.params.row_chunk),
                solver_costs(stores)], combine_attrs="override", join="outer", compat="no_conflicts")
-ds = ds.sel({"method": [m for m in METHODS if m in ds["method"].values]})  # the outer join sorted them
 ds.attrs = {**provenance({"rho": sm.params.rho}), "D": dim}
 write_dataset(ds, sm.output.store)
 rho = sm.params.metrics["summary_rho"]

@@ -335,4 +335,7 @@ def test_per_run_initialization_is_seeded_and_burned_in():
     assert not np.array_equal(w0[0], w0[1])  # a fresh w_0 per run
     np.testing.assert_array_equal(w0[0], S.run_initialization(0, 7, "mlp_tiny", 10, train, data, 0))
     burned = S.run_initialization(0, 7, "mlp_tiny", 10, train, data, 3)
+    initializer = S.run_initializer({"seed": 7}, {"model": "mlp_tiny", "dataset": "mnist5k"},
+                                    {"lr": 0.3, "batch_size": 16, "seed": 12345}, data, 3)
+    np.testing.assert_array_equal(initializer(0), burned)  # the jobs' per-run offsets
     assert burned.shape == w0[0].shape and not np.array_equal(burned, w0[0])

@@ -208,6 +208,12 @@ def test_block_krylov_refuses_foreign_and_truncated_pass_stores(tmp_path):
     with pytest.raises(E.SolverError, match="missing or non-finite"):
         eigen_stores.krylov_solve_store(operator(), KRYLOV, bases, images, seed=1, path=tmp_path / "y.zarr", attrs={})
     assert not (tmp_path / "y.zarr").exists()
+    chunk = bases[0] / "basis" / "c" / "0" / "0"
+    corrupt = bytearray(chunk.read_bytes())
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(corrupt))  # a flipped byte fails the chunk's checksum: named, not a raw zarr error
+    with pytest.raises(E.SolverError, match=r"basis_pass=0.zarr: rows \[0, 64\) of the basis cannot be read"):
+        eigen_stores.krylov_basis_store(KRYLOV, D, 0, bases[:1], images[0], tmp_path / "z.zarr", {})
 
 
 def test_solver_costs_and_the_accuracy_per_product_table():
@@ -231,3 +237,17 @@ def test_solver_costs_and_the_accuracy_per_product_table():
     table = "\n".join(metrics.accuracy_lines(costs.assign(eigenspace_accuracy=accuracy), 4))
     assert "| seigh | 80 | 0.7000 | 0.7000 | 0.7000 | 0.25 |" in table
     assert "| block_krylov | 80 | 0.9600 | 0.9600 | 0.9600 | 0.05 |" in table and "| exact |" not in table
+
+
+def test_metrics_list_methods_in_one_order_whatever_ran_at_each_step():
+    """Steps that ran different solvers are joined without sorting the methods alphabetically."""
+    import xarray as xr
+
+    def step(methods):
+        return xr.Dataset({"overlap": (("method", "k"), np.zeros((len(methods), 2)))},
+                          coords={"method": methods, "k": [1, 2]})
+
+    per_step = {("train", 0): step(["exact", "seigh", "block_krylov"]), ("train", 5): step(["seigh"])}
+    combined = metrics.combine_metrics(per_step, 10)
+    assert list(combined["method"].values) == ["exact", "seigh", "block_krylov"]
+    assert np.isnan(combined["overlap"].sel({"method": "exact", "step": 5})).all()

@@ -232,6 +232,18 @@ def run_initialization(run: int, seed: int, model_name: str, num_classes: int, t
     return checkpoint.parameters()
 
 
+def run_initializer(dof: Mapping[str, Any], exp: Mapping[str, Any], train: Mapping[str, Any], data: Data,
+                    step: int) -> Callable[[int], np.ndarray]:
+    """run -> :func:`run_initialization` of that run with the experiment's network and SGD settings
+    (``experiments.<name>``, its ``train`` section) and ``dof.seed``: the offsets of ``dof.init: per_run``."""
+    from functools import partial
+
+    from hessmask.config import experiment_classes
+
+    return partial(run_initialization, seed=dof["seed"], model_name=exp["model"], num_classes=experiment_classes(exp),
+                   train=TrainSettings.from_config(train), data=data, step=step)
+
+
 # ----------------------------------------------------------------------------- the job grid
 
 

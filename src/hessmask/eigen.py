@@ -1094,17 +1094,20 @@ def krylov_next_basis(image: RowSource, basis: RowSource | None, row_chunk: int,
     total, floor = None, 0.0
     if basis is not None:
         with timer.phase("orthogonalize"):
-            for round_ in range(2):
+            for _ in range(2):
+                first = total is None  # the first round reads X itself: measure ||X||_F on the way
                 current = ProjectedRows(image, basis, total)
                 coefficients, squares = np.zeros((basis.width, image.width)), 0.0
                 for lo, hi in row_chunks(image.dim, row_chunk):
                     rows = current.read(lo, hi)
                     coefficients += basis.read(lo, hi).T @ rows
-                    squares += float(np.sum(rows * rows)) if round_ == 0 else 0.0
-                total = coefficients if total is None else total + coefficients
-                # what Gram-Schmidt leaves of a direction already in the space is rounding noise
-                # of the size eps ||X||: directions of the remainder below KRYLOV_DROP ||X||_F are dropped
-                floor = KRYLOV_DROP * np.sqrt(squares) if round_ == 0 else floor
+                    if first:
+                        squares += float(np.sum(rows * rows))
+                if first:
+                    # what Gram-Schmidt leaves of a direction already in the space is rounding noise
+                    # of the size eps ||X||: directions of the remainder below KRYLOV_DROP ||X||_F are dropped
+                    floor = KRYLOV_DROP * np.sqrt(squares)
+                total = coefficients if first else total + coefficients
     remainder = ProjectedRows(image, basis, total)
     try:
         transform, info = orthogonalizer(remainder, row_chunk, timer, floor=floor)

@@ -190,19 +190,26 @@ class ShardRows:
         self.arrays = [(p, a) for p, a in zip(self.paths, self.arrays) if a.shape[1]]
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        parts = []
-        for path, array in self.arrays:
-            try:
-                block = np.asarray(array[start:stop], dtype=np.float64)
-            except Exception as err:  # a checksum mismatch or an unreadable chunk
-                raise E.SolverError(f"shard store {path}: rows [{start}, {stop}) of the outer sketch cannot be "
-                                    f"read ({type(err).__name__}: {err}); delete it and rerun the shard") from err
-            if not np.isfinite(block).all():
-                raise E.SolverError(f"shard store {path} has missing or non-finite outer-sketch rows in "
-                                    f"[{start}, {stop}): the store is truncated or corrupt; "
-                                    "delete it and rerun the shard")
-            parts.append(block)
-        return np.concatenate(parts, axis=1)
+        return np.concatenate([
+            _checked_block(array, slice(start, stop), f"shard store {path}",
+                           f"rows [{start}, {stop}) of the outer sketch", f"outer-sketch rows in [{start}, {stop})",
+                           "the shard")
+            for path, array in self.arrays], axis=1)
+
+
+def _checked_block(array: Any, index: Any, store: str, unreadable: str, missing: str, rerun: str) -> np.ndarray:
+    """``array[index]`` of a zarr array as float64, stopping with an error that names the store when a
+    chunk cannot be read (a checksum mismatch) or holds values never written (NaN: a truncated store);
+    ``unreadable`` and ``missing`` say what was read, ``rerun`` which job rewrites the store."""
+    try:
+        block = np.asarray(array[index], dtype=np.float64)
+    except Exception as err:  # a checksum mismatch or an unreadable chunk
+        raise E.SolverError(f"{store}: {unreadable} cannot be read ({type(err).__name__}: {err}); "
+                            f"delete it and rerun {rerun}") from err
+    if not np.isfinite(block).all():
+        raise E.SolverError(f"{store} has missing or non-finite {missing}: the store is truncated or corrupt; "
+                            f"delete it and rerun {rerun}")
+    return block
 
 
 def open_shards(paths: Sequence[str | Path], eigen: Mapping[str, Any],
@@ -256,16 +263,22 @@ def _finish_store(out: StoreWriter, operator: CurvatureOperator, values: np.ndar
     return ds
 
 
-def _vector_sink(out: StoreWriter, dim: int, chunks: tuple[int, int], state: dict) -> Callable[[int, np.ndarray], None]:
-    """A row-chunk sink creating and filling the float32 ``eigenvectors`` of ``out`` (kept in ``state``)."""
+def _row_sink(out: StoreWriter, name: str, dims: tuple[str, str], dim: int, chunks: tuple[int, int], dtype: Any,
+              state: dict) -> Callable[[int, np.ndarray], None]:
+    """A row-chunk sink that creates the (D, width) array ``name`` of ``out`` on its first chunk (the
+    width is known only then), keeps it as ``state[name]`` and fills it in ``dtype``."""
 
     def sink(row: int, block: np.ndarray) -> None:
-        if "vectors" not in state:
-            state["vectors"] = out.create("eigenvectors", ("param", "eigenpair"), (dim, block.shape[1]), chunks,
-                                          "float32")
-        state["vectors"][row: row + block.shape[0]] = block.astype(np.float32)
+        if name not in state:
+            state[name] = out.create(name, dims, (dim, block.shape[1]), chunks, dtype)
+        state[name][row: row + block.shape[0]] = block.astype(dtype, copy=False)
 
     return sink
+
+
+def _vector_sink(out: StoreWriter, dim: int, chunks: tuple[int, int], state: dict) -> Callable[[int, np.ndarray], None]:
+    """The float32 ``eigenvectors`` (param, eigenpair) of an eigen store, written in row chunks."""
+    return _row_sink(out, "eigenvectors", ("param", "eigenpair"), dim, chunks, np.float32, state)
 
 
 def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], eigen: Mapping[str, Any], seed: int,
@@ -286,13 +299,13 @@ def solve_store(operator: CurvatureOperator, shard_paths: Sequence[str | Path], 
         sink = _vector_sink(out, operator.dim, chunks, state)
         solution = E.seigh_recover(rows, inner, right, spec, None, row_chunk=eigen["row_chunk"], sink=sink, timer=timer,
                                    device=eigen["device"])
-        ds = _finish_store(out, operator, solution.eigenvalues, E.ArrayRows(state["vectors"]), "seigh", products,
+        ds = _finish_store(out, operator, solution.eigenvalues, E.ArrayRows(state["eigenvectors"]), "seigh", products,
                            timer, eigen, seed, attrs)
         ds.attrs.update(rank=solution.rank, condition=solution.condition,
                         reorthogonalized=int(solution.reorthogonalized),
                         orthogonality_error=solution.orthogonality_error)
         out.write(ds)
-        state["vectors"].attrs.update(_vectors_attrs())
+        state["eigenvectors"].attrs.update(_vectors_attrs())
     log.info("solve: rank %d of %d, condition %.2e, orthogonality error %.1e, timings %s", solution.rank, spec.outer,
              solution.condition, solution.orthogonality_error,
              json.dumps({n: round(v, 2) for n, v in timer.timings.items()}))
@@ -321,14 +334,16 @@ def krylov_identity(eigen: Mapping[str, Any], dim: int) -> dict:
 
 class MatrixRows:
     """A (param, column) matrix of a pass store read in row chunks (``RowSource``) or column
-    blocks, checked against the solve it belongs to and for chunks never written."""
+    blocks, checked against the solve it belongs to and, chunk by chunk, for values that cannot
+    be read or were never written; ``attrs`` are the store's attributes."""
 
     def __init__(self, path: str | Path, name: str, identity: Mapping[str, Any], what: str):
-        self.path, self.what = str(path), what
+        self.path, self.name, self.what = str(path), name, what
         try:
             group = zarr.open_group(self.path, mode="r")
             self.array = group[name]
-            found = json.loads(group.attrs.get("krylov", "{}"))
+            self.attrs = dict(group.attrs)
+            found = json.loads(self.attrs.get("krylov", "{}"))
         except Exception as err:
             raise E.SolverError(f"{what} store {path} cannot be read ({type(err).__name__}: {err}); "
                                 "delete it and rerun its job") from None
@@ -338,17 +353,15 @@ class MatrixRows:
                                 f"{diff}); delete it and rerun its job")
         self.dim, self.width = (int(n) for n in self.array.shape)
 
-    def _checked(self, block: np.ndarray, where: str) -> np.ndarray:
-        if not np.isfinite(block).all():
-            raise E.SolverError(f"{self.what} store {self.path} has missing or non-finite values in {where}: "
-                                "the store is truncated or corrupt; delete it and rerun its job")
-        return block
+    def _checked(self, index: Any, where: str) -> np.ndarray:
+        return _checked_block(self.array, index, f"{self.what} store {self.path}", f"{where} of the {self.name}",
+                              f"values in {where}", "its job")
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return self._checked(np.asarray(self.array[start:stop], dtype=np.float64), f"rows [{start}, {stop})")
+        return self._checked(slice(start, stop), f"rows [{start}, {stop})")
 
     def columns(self, start: int, stop: int) -> np.ndarray:
-        return self._checked(np.asarray(self.array[:, start:stop], dtype=np.float64), f"columns [{start}, {stop})")
+        return self._checked((slice(None), slice(start, stop)), f"columns [{start}, {stop})")
 
 
 def _pass_writer(path: str | Path, attrs: Mapping[str, Any], identity: Mapping[str, Any]) -> StoreWriter:
@@ -375,13 +388,7 @@ def krylov_basis_store(eigen: Mapping[str, Any], dim: int, step: int, bases: Seq
     chunk = identity["row_chunk"]
     with _pass_writer(path, {**attrs, "pass": len(bases)}, identity) as out:
         state: dict[str, Any] = {}
-
-        def sink(row: int, block: np.ndarray) -> None:
-            if "basis" not in state:
-                state["basis"] = out.create("basis", ("param", "column"), (dim, block.shape[1]),
-                                            (chunk, eigen["block_size"]), "float64")
-            state["basis"][row: row + block.shape[0]] = block
-
+        sink = _row_sink(out, "basis", ("param", "column"), dim, (chunk, eigen["block_size"]), np.float64, state)
         info = {"rank": 0} if image is None else E.krylov_next_basis(image, basis, chunk, sink)
         if "basis" not in state:  # an exhausted space: an empty block
             out.create("basis", ("param", "column"), (dim, 0), (chunk, eigen["block_size"]), "float64")
@@ -428,11 +435,8 @@ def krylov_solve_store(operator: CurvatureOperator, eigen: Mapping[str, Any], ba
     basis = E.StackedRows([MatrixRows(p, "basis", identity, "block Krylov basis") for p in bases])
     image_parts = [MatrixRows(p, "image", identity, "block Krylov image") for shards in images for p in shards]
     image = E.StackedRows(image_parts)
-    products, seconds = 0, 0.0
-    for part in image_parts:
-        group = zarr.open_group(part.path, mode="r")
-        products += int(group.attrs["products"])
-        seconds += float(group.attrs["seconds"])
+    products = sum(int(part.attrs["products"]) for part in image_parts)
+    seconds = sum(float(part.attrs["seconds"]) for part in image_parts)
     k = min(eigen["block_krylov"]["k"] or eigen["sketch"]["outer"], basis.width)
     timer = E.Timer()
     timer.timings["measure"] = seconds
@@ -441,12 +445,12 @@ def krylov_solve_store(operator: CurvatureOperator, eigen: Mapping[str, Any], ba
         values, _, info = E.krylov_recover(basis, image, k, eigen["row_chunk"],
                                            sink=_vector_sink(out, operator.dim, vector_chunks(operator.dim, eigen),
                                                              state), timer=timer)
-        ds = _finish_store(out, operator, values, E.ArrayRows(state["vectors"]), "block_krylov", products, timer,
+        ds = _finish_store(out, operator, values, E.ArrayRows(state["eigenvectors"]), "block_krylov", products, timer,
                            eigen, seed, attrs)
         ds.attrs.update(passes=len(bases), krylov_dimension=info["krylov_dimension"],
                         orthogonality_error=info["orthogonality_error"], budget=krylov_spec(eigen, operator.dim).budget)
         out.write(ds)
-        state["vectors"].attrs.update(_vectors_attrs())
+        state["eigenvectors"].attrs.update(_vectors_attrs())
     log.info("block Krylov solve: %d Ritz pairs of a %d-dimensional space, timings %s", k, info["krylov_dimension"],
              json.dumps({n: round(v, 2) for n, v in timer.timings.items()}))
     return ds, timer.timings

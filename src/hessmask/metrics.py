@@ -141,6 +141,8 @@ def combine_metrics(per_step: Mapping[tuple[str, int], xr.Dataset], dim: int) ->
         cols = [per_step[(split, step)].expand_dims(step=[step]) for step in steps]
         rows.append(xr.concat(cols, dim="step", join="outer").expand_dims(split=np.array([split], dtype="U5")))
     ds = xr.concat(rows, dim="split", join="outer")
+    # the outer joins sort the methods of steps that ran different solvers: restore METHODS' order
+    ds = ds.sel({"method": [m for m in METHODS if m in ds["method"].values]})
     order = ("method", "split", "step")
     ds = ds.transpose(*order, ...)
     ds["chance"] = ("k", ds["k"].values / dim)
@@ -192,13 +194,19 @@ def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, i
     return [float(np.sum(grams[pair] ** 2) / k) for pair in pairs]
 
 
+def store_axes(stores: Mapping[tuple[str, str, int], Any]) -> tuple[list[str], list[str], list[int]]:
+    """The (methods, splits, steps) of eigen stores keyed by (method, split, step), in the order the
+    metrics store lists them (methods as ``eigen_stores.METHODS``, train before test, steps ascending)."""
+    return (sorted({m for m, _, _ in stores}, key=METHODS.index),
+            sorted({s for _, s, _ in stores}, key=["train", "test"].index),
+            sorted({t for _, _, t in stores}))
+
+
 def eigenspace_pairs(stores: Mapping[tuple[str, str, int], xr.Dataset], rhos: Sequence[float],
                      dim: int, row_chunk: int = 65536) -> xr.Dataset:
     """Overlap of top-k eigenspaces between record steps (per method, split, rho), and between the
     test and train eigenspaces at the same step; the stores are read in row chunks."""
-    methods = sorted({m for m, _, _ in stores}, key=METHODS.index)
-    splits = sorted({s for _, s, _ in stores}, key=["train", "test"].index)
-    steps = sorted({t for _, _, t in stores})
+    methods, splits, steps = store_axes(stores)
     pairs = np.full((len(methods), len(splits), len(rhos), len(steps), len(steps)), np.nan)
     cross = np.full((len(methods), len(rhos), len(steps)), np.nan)
     for m, method in enumerate(methods):
@@ -244,9 +252,7 @@ def solver_costs(stores: Mapping[tuple[str, str, int], xr.Dataset]) -> xr.Datase
     ``aposteriori_error`` (the estimate of ||H - U diag(theta) U^T||_F / ||H||_F; NaN where not
     measured). With ``eigenspace_accuracy`` they give accuracy per product (docs/science.md,
     "Sketching versus Krylov methods")."""
-    methods = sorted({m for m, _, _ in stores}, key=METHODS.index)
-    splits = sorted({s for _, s, _ in stores}, key=["train", "test"].index)
-    steps = sorted({t for _, _, t in stores})
+    methods, splits, steps = store_axes(stores)
     products = np.full((len(methods), len(splits), len(steps)), np.nan)
     error = np.full_like(products, np.nan)
     for (method, split, step), store in stores.items():
