@@ -61,7 +61,8 @@ def eigen_settings(network: str, outer: int, row_chunk: int) -> dict:
     return {"curvature": "hessian", "dtype": "float32", "device": "cpu", "block_size": block, "data_chunk": None,
             "row_chunk": row_chunk, "vector_chunk": 64, "residual_pairs": net["residual_pairs"],
             "aposteriori_samples": net["aposteriori_samples"],
-            "sketch": {"outer": outer, "inner": inner, "kind": "ssrft", "seed": 12345, "shards": -(-inner // block)}}
+            "sketch": {"outer": outer, "inner": inner, "kind": "sparse_sign", "seed": 12345,
+                       "shards": -(-inner // block)}}
 
 
 def network_operator(network: str, eigen: dict):
@@ -209,7 +210,7 @@ def paper_run(folder: Path) -> dict:
         "    train: {steps: 0, batch_size: 8, seed: 12345, eval_batch_size: 16}\n"
         "    hessian: {train_samples: 0, test_samples: 2}\n    masks: {rho: [0.00001, 0.0001, 0.001]}\n"
         "    eigen: {exact: false, block_size: 50, residual_pairs: 20, aposteriori_samples: 20,\n"
-        "            sketch: {outer: 1000, inner: 2000, kind: ssrft, seed: 12345, shards: 4}}\n"
+        "            sketch: {outer: 1000, inner: 2000, kind: sparse_sign, seed: 12345, shards: 4}}\n"
         "    metrics: {summary_rho: 0.001}\n    resources: {eigen_mem_mb: 20000}\n")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(folder),

@@ -51,6 +51,34 @@ def test_test_matrix_rows_and_products(kind):
         np.testing.assert_allclose((full @ full.T).numpy(), np.eye(20), atol=1e-12)
 
 
+def test_sparse_sign_structure_and_products(monkeypatch):
+    """zeta distinct rows per column with signs +-1, drawn per column block (so the structure does
+    not depend on how it is sliced); products bitwise the same for any split of the columns, and
+    the torch CSR path (used off the CPU) equal to scipy's."""
+    import hessmask.sketch as S
+
+    monkeypatch.setattr(S, "SPARSE_COLUMNS", 16)  # several column blocks at D = 50
+    psi = TestMatrix("sparse_sign", 20, 50, seed=4)
+    full = psi.rows_block(0, 20).numpy()
+    assert psi.nonzeros == 8 and set(np.unique(full)) == {-1.0, 0.0, 1.0}
+    assert ((full != 0).sum(axis=0) == 8).all()
+    rows, signs = S._sparse_structure(20, 50, 8, seed=4)
+    assert all(len(set(r)) == 8 for r in rows) and set(np.unique(signs)) == {-1, 1}
+    # a column block's draws do not depend on the width: the first 16 columns of D = 50 and 16
+    np.testing.assert_array_equal(S._sparse_structure(20, 16, 8, seed=4)[0], rows[:16])
+    x = torch.randn(50, 7, dtype=torch.float64)
+    whole = psi.apply(x)
+    assert torch.equal(torch.cat([psi.apply(x[:, :3]), psi.apply(x[:, 3:])], dim=1), whole)
+    np.testing.assert_allclose(whole.numpy(), full @ x.numpy(), atol=1e-12)
+    np.testing.assert_allclose((psi._sparse("torch", torch.device("cpu")) @ x).numpy(), whole.numpy(), atol=1e-12)
+    assert psi.apply(x.float()).dtype == torch.float32
+    small = TestMatrix("sparse_sign", 5, 30, seed=1)  # fewer rows than 8: every row of each column
+    assert small.nonzeros == 5 and (small.rows_block(0, 5) != 0).all()
+    # columns are uniform 8-subsets: each row is hit about D * 8 / t times
+    hits = (TestMatrix("sparse_sign", 40, 20000, seed=2).rows_block(0, 40) != 0).sum(dim=1).double()
+    assert abs(hits.mean().item() - 4000) < 1e-9 and hits.std().item() < 4 * 4000 ** 0.5
+
+
 @pytest.mark.parametrize("dim", [7, 37, 242, 7030])
 def test_padded_ssrft_is_the_ssrft_of_the_padded_space(dim):
     """D not 5-smooth: Psi = (SSRFT of R^n) restricted to the first D coordinates, n >= D the next
@@ -77,6 +105,25 @@ def _prime_factors(n):
             n //= f
         f += 1
     return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 17, 30, 59, 60])
+def test_dense_top_eigh_matches_a_full_eigh(k):
+    """The partial route (tridiagonalization, kept eigenvectors only; k < D / 2) and the full eigh
+    give the same spectrum and top-|lambda| pairs, on a matrix with both signs and tied eigenvalues
+    (3 and -2.5 twice each: at k = 1 and 3 the cut splits a tie)."""
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.standard_normal((60, 60)))
+    lam = np.concatenate([[3.0, 3.0, -2.5, -2.5], rng.uniform(-2, 2, 56)])
+    matrix = (basis * lam) @ basis.T
+    matrix = (matrix + matrix.T) / 2
+    spectrum, values, vectors = E.dense_top_eigh(matrix, k)
+    full_values, full_vectors = np.linalg.eigh(matrix)
+    np.testing.assert_allclose(spectrum, full_values, atol=1e-12)
+    ref_values, _ = E._sort_top(full_values, full_vectors, k)
+    np.testing.assert_allclose(values, ref_values, atol=1e-12)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-12)
+    np.testing.assert_allclose(matrix @ vectors, vectors * values, atol=1e-11)
 
 
 @pytest.mark.parametrize("kind", ["low_rank", "outliers", "decay"])

@@ -13,7 +13,7 @@ from hessmask.store import open_dataset
 
 D = 300
 EIGEN = {"device": "cpu", "block_size": 16, "row_chunk": 64, "vector_chunk": 8, "residual_pairs": 4,
-         "aposteriori_samples": 3, "sketch": {"outer": 40, "inner": 80, "kind": "ssrft", "seed": 5, "shards": 3}}
+         "aposteriori_samples": 3, "sketch": {"outer": 40, "inner": 80, "kind": "sparse_sign", "seed": 5, "shards": 3}}
 
 
 def operator():

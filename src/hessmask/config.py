@@ -85,14 +85,18 @@ def key_path(path: Any) -> str:
 
 def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
     """The config schema, with the lists that the library owns filled in: the subspace methods of
-    ``experiments.<name>.dof.methods`` (allowed values and default) are :data:`hessmask.dof.METHODS`."""
+    ``experiments.<name>.dof.methods`` (allowed values and default) are :data:`hessmask.dof.METHODS`,
+    the test matrices of ``experiments.<name>.eigen.sketch.kind`` are :data:`hessmask.sketch.KINDS`."""
     from hessmask.dof import METHODS
+    from hessmask.sketch import KINDS
 
     with open(path) as fh:
         schema = yaml.safe_load(fh)
-    methods = schema["definitions"]["experiment"]["properties"]["dof"]["properties"]["methods"]
+    experiment = schema["definitions"]["experiment"]["properties"]
+    methods = experiment["dof"]["properties"]["methods"]
     methods["items"]["enum"] = list(METHODS)
     methods["default"] = list(METHODS)
+    experiment["eigen"]["properties"]["sketch"]["properties"]["kind"]["enum"] = list(KINDS)
     return schema
 
 

@@ -75,6 +75,7 @@ class CurvatureOperator(LinearOperator):
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.dim = int(sum(self.sizes))
         self.params = {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.buffers = {n: b for n, b in self.model.named_buffers()}
         self.inputs = inputs.to(device=self.device, dtype=dtype)
         self.labels = labels.to(self.device)
@@ -118,17 +119,21 @@ class CurvatureOperator(LinearOperator):
     @torch.no_grad()
     def _matmat(self, matrix: torch.Tensor) -> torch.Tensor:
         """H @ matrix for a (D, b) block, in blocks of ``block_size`` vectors and ``data_chunk`` examples."""
-        out = torch.empty((self.dim, matrix.shape[1]), dtype=self.dtype, device=self.device)
+        out = torch.empty((matrix.shape[1], self.dim), dtype=self.dtype, device=self.device)  # rows: products
         for start in range(0, matrix.shape[1], self.block_size):
             stop = min(matrix.shape[1], start + self.block_size)
-            rows = matrix[:, start:stop].T.contiguous()
-            acc = torch.zeros_like(rows)
+            rows = matrix[:, start:stop].T
+            if stop - start > 1:  # vmap reads rows; one vector is only dotted with (no copy)
+                rows = rows.contiguous()
+            acc = None
             for lo in range(0, self.num_examples, self.data_chunk):
                 hi = min(self.num_examples, lo + self.data_chunk)
                 with torch.enable_grad():
-                    acc += self._block_product(rows, self.inputs[lo:hi], self.labels[lo:hi])
-            out[:, start:stop] = (acc / self.num_examples).T
-        return out
+                    part = self._block_product(rows, self.inputs[lo:hi], self.labels[lo:hi])
+                acc = part if acc is None else acc.add_(part)
+            out[start:stop] = acc
+        out /= self.num_examples
+        return out.T.contiguous()
 
 
 class HessianOperator(CurvatureOperator):
@@ -142,6 +147,8 @@ class HessianOperator(CurvatureOperator):
     """
 
     def _block_product(self, vectors: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if len(vectors) == 1:  # one vector: reverse-over-reverse (double backward) is the fastest path
+            return self._double_backward(vectors[0], x, y)[None]
         theta = self.theta()
 
         def summed_loss(flat: torch.Tensor) -> torch.Tensor:
@@ -152,14 +159,12 @@ class HessianOperator(CurvatureOperator):
         def hvp(v: torch.Tensor) -> torch.Tensor:
             return jvp(gradient, (theta,), (v,))[1]
 
-        if len(vectors) == 1:  # one vector: reverse-over-reverse (double backward) is the fastest path
-            return self._double_backward(vectors[0], x, y)[None]
         return vmap(hvp)(vectors)
 
     def _double_backward(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """H v as the gradient of g(theta) . v, g = grad of the summed loss (Pearlmutter 1994, reverse
         over reverse), through the operator's own module (no functional call, no flattened theta)."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = self._trainable
         loss = F.cross_entropy(self.model(x), y, reduction="sum")
         gradients = torch.autograd.grad(loss, params, create_graph=True)
         flat = torch.cat([g.reshape(-1) for g in gradients])

@@ -15,6 +15,15 @@ to blocks during recovery. Three kinds:
   row of an orthogonal n x n matrix restricted to its first D entries). Applying it costs
   O(n log n) per column and storing it O(n); row i is obtained by applying the transpose to a
   unit vector of R^n and keeping the first D entries.
+- ``sparse_sign``: a sparse sign matrix (Tropp et al. 2019, section 3.3; Martinsson and Tropp
+  2020, section 9.2): each of the D columns has ``SPARSE_NONZEROS`` (zeta = 8, or t when t < 8)
+  entries +-1 in distinct rows drawn uniformly. With t = O(k log k) rows and zeta = O(log k) it is
+  a subspace embedding like the SSRFT (Cohen 2016), but applying it costs zeta D multiply-adds per
+  column instead of two length-n transforms: at the papers' D the SSRFT's DCTs cost several
+  products each, the sparse map a fraction of one (``benchmarks/transforms.py``). Its structure
+  (zeta row indices and signs per column, O(zeta D) integers) is drawn once from the seed, in
+  column blocks of ``SPARSE_COLUMNS`` with one stream each, so row i is still reproducible from
+  (seed, i) alone.
 - ``gaussian``: i.i.d. N(0, 1) entries; row i drawn from the stream (seed, i).
 - ``rademacher``: i.i.d. random signs; row i drawn from the stream (seed, i).
 
@@ -24,7 +33,12 @@ a GPU with ``torch.fft`` (Makhoul's algorithm). A block of columns is transforme
 contiguous row at a time (an inverse permutation is a gather with the inverse index): on the CPU
 this is several times faster than gathering rows of a (n, columns) array (measured in
 ``benchmarks/transforms.py``). Each column is transformed independently of the others, so the
-rows and products are the same whatever the block.
+rows and products are the same whatever the block. A sparse sign matrix is applied with scipy's
+compressed-column product on the CPU (for each coordinate in order, its row of X is added to zeta
+rows of the result: every result column sums in the same order whatever the block) and with
+torch's CSR product elsewhere, both in float64. Its memory is about 18 zeta D bytes (the
+structure, a float64 CSC copy for products and an int8 CSR copy for rows): 130 MB at D = 895,210,
+1.7 GB at ResNet-18's D.
 """
 
 from __future__ import annotations
@@ -33,10 +47,15 @@ import math
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
 import torch
 
 #: kinds of test matrix (``TestMatrix(kind, ...)``)
-KINDS = ("ssrft", "gaussian", "rademacher")
+KINDS = ("ssrft", "sparse_sign", "gaussian", "rademacher")
+#: nonzeros per column of a ``sparse_sign`` matrix (Tropp et al. 2019 recommend min(t, 8))
+SPARSE_NONZEROS = 8
+#: columns of a ``sparse_sign`` matrix drawn per random stream
+SPARSE_COLUMNS = 2**18
 #: numbers per SSRFT transform call: a call takes max(1, TRANSFORM_ELEMENTS // n) columns (8 at
 #: n ~ 1e6, all of a 710-column block at the MLP's n = 7200), so memory stays O(TRANSFORM_ELEMENTS)
 #: whatever the block size and small D is not dominated by per-call overhead (every column is
@@ -161,15 +180,16 @@ class TestMatrix:
     index); ``apply(X)`` returns Psi @ X for a (dim, m) block.
 
     Entries: SSRFT rows have unit norm at most (exactly 1 when no padding); Gaussian entries are
-    N(0, 1) and Rademacher entries +-1, unscaled.
+    N(0, 1), Rademacher entries +-1 and sparse sign entries 0 or +-1 (zeta per column), unscaled.
 
     Args:
-        kind: ``ssrft``, ``gaussian`` or ``rademacher``.
+        kind: ``ssrft``, ``sparse_sign``, ``gaussian`` or ``rademacher``.
         rows: number of rows t (measurements), >= 0; for ``ssrft`` at most the transform length n.
         dim: width D (the operator dimension), >= 1.
         seed: seed of every random draw of this matrix.
     Attributes:
         length: n, the transform length (``transform_length(dim)`` for ``ssrft``, else D).
+        nonzeros: zeta, the nonzeros per column (``sparse_sign`` only): min(SPARSE_NONZEROS, rows).
     Raises:
         ValueError: for an unknown kind, or an SSRFT with more rows than its transform length.
     Implements docs/science.md, section "SEIGH step by step" (step 1, test matrices) and section
@@ -197,6 +217,10 @@ class TestMatrix:
             # axis of a (columns, n) block is several times faster than a scatter or a row gather)
             self._inverse1 = torch.argsort(self._perm1)
             self._inverse2 = torch.argsort(self._perm2)
+        if kind == "sparse_sign":
+            self.nonzeros = min(SPARSE_NONZEROS, self.rows)
+            self._sparse_rows, self._sparse_signs = _sparse_structure(self.rows, self.dim, self.nonzeros, self.seed)
+            self._sparse_cache: dict = {}
 
     @property
     def transform_columns(self) -> int:
@@ -225,6 +249,9 @@ class TestMatrix:
         """
         if not 0 <= start <= stop <= self.rows:
             raise IndexError(f"rows [{start}, {stop}) outside the {self.rows} rows of the test matrix")
+        if self.kind == "sparse_sign":  # the +-1 entries whose row falls in [start, stop)
+            out = torch.from_numpy(self._sparse("csr")[start:stop].toarray())
+            return out.to(dtype=dtype, device=device)
         if self.kind == "ssrft":  # transforms run in the requested precision
             out = torch.empty((stop - start, self.dim), dtype=dtype, device=device)
             step = self.transform_columns
@@ -245,8 +272,9 @@ class TestMatrix:
     def apply(self, block: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """Psi @ block for a (dim, m) block, in the block's precision and on its device.
 
-        An SSRFT costs O(n log n) per column and never forms Psi; Gaussian and Rademacher matrices
-        are materialized ``chunk`` rows at a time.
+        An SSRFT costs O(n log n) per column and never forms Psi; a sparse sign matrix zeta D
+        multiply-adds per column; Gaussian and Rademacher matrices are materialized ``chunk`` rows
+        at a time.
 
         Args:
             block: (dim, m) float tensor.
@@ -259,6 +287,8 @@ class TestMatrix:
         """
         if block.shape[0] != self.dim:
             raise ValueError(f"test matrix of width {self.dim} applied to {block.shape[0]} rows")
+        if self.kind == "sparse_sign":
+            return self._apply_sparse(block)
         if self.kind == "ssrft":
             out = torch.empty((self.rows, block.shape[1]), dtype=block.dtype, device=block.device)
             selected = self._selected.to(block.device)
@@ -275,6 +305,37 @@ class TestMatrix:
             out[start:stop] = self.rows_block(start, stop, dtype=block.dtype, device=block.device) @ block
         return out
 
+    def _sparse(self, layout: str, device: torch.device | None = None):
+        """The sparse sign matrix as scipy CSC (float64, for products on the CPU), scipy CSR (int8,
+        for rows) or torch CSR (float64, on ``device``), each built on first use and kept."""
+        key = (layout, None if device is None else str(device))
+        if key not in self._sparse_cache:
+            indptr = np.arange(0, self.dim * self.nonzeros + 1, self.nonzeros, dtype=np.int64)
+            rows = self._sparse_rows.ravel()
+            if layout == "csc":
+                data = self._sparse_signs.ravel().astype(np.float64)
+                matrix = scipy.sparse.csc_matrix((data, rows, indptr), shape=(self.rows, self.dim))
+            elif layout == "csr":
+                signs = scipy.sparse.csc_matrix((self._sparse_signs.ravel(), rows, indptr), shape=(self.rows, self.dim))
+                matrix = signs.tocsr()
+            else:
+                csr = self._sparse("csr")
+                matrix = torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
+                                                 torch.from_numpy(csr.indices.astype(np.int64)),
+                                                 torch.from_numpy(csr.data.astype(np.float64)),
+                                                 size=(self.rows, self.dim), check_invariants=True).to(device)
+            self._sparse_cache[key] = matrix
+        return self._sparse_cache[key]
+
+    def _apply_sparse(self, block: torch.Tensor) -> torch.Tensor:
+        """Psi @ block for a sparse sign matrix, in float64 (cast to the block's dtype). On the CPU
+        each result column is summed over the coordinates in order, whatever the block."""
+        if block.device.type == "cpu":
+            out = torch.from_numpy(self._sparse("csc") @ np.ascontiguousarray(block.double().numpy()))
+        else:
+            out = self._sparse("torch", block.device) @ block.double()
+        return out.to(block.dtype)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """F P2 S2 F P1 S1 applied to each row of a (columns, n) block (the transform along dim 1)."""
         dev = x.device
@@ -289,6 +350,29 @@ class TestMatrix:
         x = _gather_rows(idct_ortho(y, dim=1), self._inverse2.to(dev))
         x = _gather_rows(idct_ortho(x * self._signs2.to(device=dev, dtype=y.dtype), dim=1), self._inverse1.to(dev))
         return x * self._signs1.to(device=dev, dtype=y.dtype)
+
+
+def _sparse_structure(rows: int, dim: int, nonzeros: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (dim, nonzeros) and signs (dim, nonzeros) of a sparse sign matrix.
+
+    Each column's rows are a uniform ``nonzeros``-subset of range(rows) (Floyd's algorithm, one
+    draw per slot); column block b (``SPARSE_COLUMNS`` columns) is drawn from the stream
+    (seed, 0x5A5E, b), so the structure does not depend on how it is later sliced. Indices are
+    stored as int32 (the index type of scipy's sparse products, which then share them).
+    """
+    out_rows = np.empty((dim, nonzeros), dtype=np.int32)
+    out_signs = np.empty((dim, nonzeros), dtype=np.int8)
+    for b, lo in enumerate(range(0, dim, SPARSE_COLUMNS)):
+        hi = min(dim, lo + SPARSE_COLUMNS)
+        rng = np.random.default_rng([seed, 0x5A5E, b])
+        chosen = np.empty((hi - lo, nonzeros), dtype=np.int64)
+        for slot, top in enumerate(range(rows - nonzeros, rows)):
+            draw = rng.integers(0, top + 1, size=hi - lo)
+            taken = (chosen[:, :slot] == draw[:, None]).any(axis=1)
+            chosen[:, slot] = np.where(taken, top, draw)
+        out_rows[lo:hi] = chosen
+        out_signs[lo:hi] = rng.integers(0, 2, size=(hi - lo, nonzeros), dtype=np.int8) * 2 - 1
+    return out_rows, out_signs
 
 
 #: transform length from which a block is gathered one row at a time (below it, in one call)
