@@ -71,6 +71,24 @@ def test_hessian_matches_dense(data, block_size, data_chunk):
     assert op.num_products == op.dim
 
 
+@pytest.mark.parametrize("data_chunk", [None, 5])
+def test_one_vector_path_reuses_the_gradient_graph(data, data_chunk):
+    """block_size = 1: the gradient's graph is kept between products (one data chunk) and every
+    later product, in this call or the next, is bitwise the one a fresh operator computes; with
+    several data chunks nothing is kept. Both agree with the batched products."""
+    x, y = data
+    model = tiny_mlp().double()
+    op = HessianOperator(model, x, y, dtype=torch.float64, block_size=1, data_chunk=data_chunk)
+    vectors = torch.randn(op.dim, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    first = op.matmat(vectors)
+    assert (op._gradient_graph is not None) == (data_chunk is None)
+    again = op.matmat(vectors[:, 2:])
+    fresh = HessianOperator(model, x, y, dtype=torch.float64, block_size=1, data_chunk=data_chunk)
+    assert torch.equal(again, first[:, 2:]) and torch.equal(fresh.matmat(vectors[:, 2:]), again)
+    batched = HessianOperator(model, x, y, dtype=torch.float64, block_size=4).matmat(vectors)
+    torch.testing.assert_close(first, batched, atol=1e-12, rtol=1e-12)
+
+
 def test_symmetry_and_linearity(data):
     x, y = data
     op = HessianOperator(tiny_mlp().double(), x, y, dtype=torch.float64)

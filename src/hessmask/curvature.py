@@ -76,6 +76,7 @@ class CurvatureOperator(LinearOperator):
         self.dim = int(sum(self.sizes))
         self.params = {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self._gradient_graph: torch.Tensor | None = None  # see HessianOperator._double_backward
         self.buffers = {n: b for n, b in self.model.named_buffers()}
         self.inputs = inputs.to(device=self.device, dtype=dtype)
         self.labels = labels.to(self.device)
@@ -140,7 +141,8 @@ class HessianOperator(CurvatureOperator):
     """The Hessian of the mean cross-entropy over the subset (forward-over-reverse, vmapped).
 
     H = d^2/dtheta^2 (1/N) sum_n CE(f(x_n; theta), y_n); products H V are exact (Pearlmutter 1994),
-    ``torch.func.jvp`` of ``torch.func.grad`` for blocks, reverse over reverse for one vector.
+    ``torch.func.jvp`` of ``torch.func.grad`` for blocks, reverse over reverse for one vector (the
+    gradient's graph built once and reused: one backward pass per later product).
     Takes the arguments of ``CurvatureOperator``.
 
     Implements docs/science.md, section "Settings table" ("Loss and Hessian").
@@ -163,12 +165,24 @@ class HessianOperator(CurvatureOperator):
 
     def _double_backward(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """H v as the gradient of g(theta) . v, g = grad of the summed loss (Pearlmutter 1994, reverse
-        over reverse), through the operator's own module (no functional call, no flattened theta)."""
+        over reverse), through the operator's own module (no functional call, no flattened theta).
+
+        With one data chunk, g and its graph are built on the first call and kept (the operator's
+        parameters never change: it owns its copy of the model), so each later product is one
+        backward pass through that graph, as PyHessian does; the graph costs the memory of one
+        gradient with ``create_graph`` for the operator's lifetime. With several data chunks g is
+        rebuilt per chunk and nothing is kept."""
         params = self._trainable
-        loss = F.cross_entropy(self.model(x), y, reduction="sum")
-        gradients = torch.autograd.grad(loss, params, create_graph=True)
-        flat = torch.cat([g.reshape(-1) for g in gradients])
-        return torch.cat([h.reshape(-1) for h in torch.autograd.grad(flat @ v, params)]).detach()
+        keep = x.shape[0] == self.num_examples
+        flat = self._gradient_graph if keep else None
+        if flat is None:
+            loss = F.cross_entropy(self.model(x), y, reduction="sum")
+            gradients = torch.autograd.grad(loss, params, create_graph=True)
+            flat = torch.cat([g.reshape(-1) for g in gradients])
+            if keep:
+                self._gradient_graph = flat
+        products = torch.autograd.grad(flat @ v, params, retain_graph=keep)
+        return torch.cat([h.reshape(-1) for h in products]).detach()
 
 
 class GGNOperator(CurvatureOperator):
