@@ -339,3 +339,24 @@ def test_per_run_initialization_is_seeded_and_burned_in():
                                     {"lr": 0.3, "batch_size": 16, "seed": 12345}, data, 3)
     np.testing.assert_array_equal(initializer(0), burned)  # the jobs' per-run offsets
     assert burned.shape == w0[0].shape and not np.array_equal(burned, w0[0])
+
+
+def test_adam_is_torch_adam_bitwise():
+    """hessmask.dof.Adam reproduces torch.optim.Adam's updates bitwise (several parameters, one
+    of them without a gradient in some steps), so the subspace trainings need no torch.optim."""
+    from hessmask.dof import Adam
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(7, 3, generator=gen), torch.randn(5, generator=gen)]
+    ours = [p.clone().requires_grad_() for p in start]
+    theirs = [p.clone().requires_grad_() for p in start]
+    mine = Adam(ours, lr=0.05, betas=(0.9, 0.999), eps=1e-7)
+    reference = torch.optim.Adam(theirs, lr=0.05, betas=(0.9, 0.999), eps=1e-7)
+    for step in range(25):
+        target = torch.randn(7, 3, generator=gen)
+        for params, opt in ((ours, mine), (theirs, reference)):
+            opt.zero_grad()
+            loss = ((params[0] - target) ** 2).sum() + (0 if step % 3 == 0 else (params[1] ** 3).sum())
+            loss.backward()
+            opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs)), step

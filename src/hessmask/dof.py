@@ -48,6 +48,7 @@ from hessmask.training import (
     TrainSettings,
     batch_indices,
     evaluate,
+    seed_step_draws,
     step_seed,
     train_segment,
 )
@@ -410,20 +411,55 @@ def _check_finite(value: float, step: int, where: str) -> None:
         raise TrainingDiverged(f"{where} diverged: loss = {value} at step {step}; lower dof.lr")
 
 
+class Adam:
+    """Adam (Kingma & Ba 2015) as ``torch.optim.Adam`` computes it on the CPU (its single-tensor
+    update, amsgrad off, no weight decay), bitwise, without ``torch.optim``: the first optimizer a
+    process creates imports ``torch._dynamo``, 1 s of each 3-7 s subspace job.
+
+    Args:
+        params: the tensors optimized (leaves with ``requires_grad``); updated in place.
+        lr, betas, eps: as in ``torch.optim.Adam``.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, betas: tuple[float, float], eps: float):
+        self.params, self.lr, self.betas, self.eps = list(params), float(lr), tuple(map(float, betas)), float(eps)
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in self.params]
+        self.steps = [0] * len(self.params)  # per tensor: one without a gradient takes no step
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for i, (p, (exp_avg, exp_avg_sq)) in enumerate(zip(self.params, self.moments)):
+            if p.grad is None:
+                continue
+            self.steps[i] += 1
+            bias_correction1 = 1 - beta1 ** float(self.steps[i])
+            bias_correction2_sqrt = (1 - beta2 ** float(self.steps[i])) ** 0.5
+            step_size = self.lr / bias_correction1
+            exp_avg.lerp_(p.grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            p.addcdiv_(exp_avg, denom, value=-step_size)
+
+
 def _adam(loss_of: Any, params: list[torch.Tensor], data: Data, settings: SubspaceSettings, data_seed: int,
           label: str, progress: bool | None) -> np.ndarray:
     """Adam on ``params`` for ``settings.steps`` batches of the seeded data order; batch losses."""
     device = torch.device(settings.device)
-    optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps)
+    optimizer = Adam(params, lr=settings.lr, betas=settings.betas, eps=settings.eps)
     n = data.size("train")
     losses = np.empty(settings.steps)
     for step in track(range(settings.steps), label, "Adam steps", progress):
         x, y = data.batch("train", batch_indices(step, n, settings.batch_size, data_seed))
-        torch.manual_seed(step_seed(data_seed, step, 1))  # dropout draws of this step
+        seed_step_draws(step_seed(data_seed, step, 1), device)  # dropout draws of this step
         loss = loss_of(x.to(device), y.to(device))
         losses[step] = float(loss.detach())
         _check_finite(losses[step], step, label)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     return losses
