@@ -93,6 +93,19 @@ def test_errors_a_job_would_meet_are_raised_before_the_queue(changes, data, key)
         validate_config(config)
 
 
+def test_test_matrix_kinds_come_from_the_library():
+    """eigen.sketch.kind accepts exactly hessmask.sketch.KINDS (the schema's enum is filled from
+    it), defaults to sparse_sign, and an unknown kind names its key."""
+    from hessmask.sketch import KINDS
+
+    for kind in KINDS:
+        validate_config(_experiment(eigen={"sketch": {"outer": 16, "inner": 32, "kind": kind}}))
+    config = validate_config(_experiment(eigen={"sketch": {"outer": 16, "inner": 32}}))
+    assert config["experiments"]["big"]["eigen"]["sketch"]["kind"] == "sparse_sign"
+    with pytest.raises(ConfigError, match="'experiments.big.eigen.sketch.kind'"):
+        validate_config(_experiment(eigen={"sketch": {"outer": 16, "inner": 32, "kind": "srht"}}))
+
+
 def _experiment(**changes):
     exp = {"model": "3c3d", "dataset": "synthetic", "record_steps": [0], "train": {"steps": 0}}
     return {"experiments": {"big": deep_update(exp, changes)}}

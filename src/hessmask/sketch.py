@@ -310,7 +310,8 @@ class TestMatrix:
         for rows) or torch CSR (float64, on ``device``), each built on first use and kept."""
         key = (layout, None if device is None else str(device))
         if key not in self._sparse_cache:
-            indptr = np.arange(0, self.dim * self.nonzeros + 1, self.nonzeros, dtype=np.int64)
+            index_type = np.int32 if self.dim * self.nonzeros < 2**31 else np.int64  # scipy's, no copy
+            indptr = np.arange(0, self.dim * self.nonzeros + 1, self.nonzeros, dtype=index_type)
             rows = self._sparse_rows.ravel()
             if layout == "csc":
                 data = self._sparse_signs.ravel().astype(np.float64)
