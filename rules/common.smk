@@ -1,6 +1,7 @@
 # Shared helpers: config validation (defaults filled, unknown keys rejected), result paths.
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -312,6 +313,23 @@ def krylov_settings(wildcards):
     krylov["k"] = krylov["k"] or outer
     settings = {k: v for k, v in eigen.items() if k not in ("sketch", "block_krylov") + EXACT_ONLY}
     return {**settings, "block_krylov": krylov}
+
+
+def experiments_matching(keep):
+    """A wildcard constraint matching exactly the enabled experiments for which ``keep(exp)`` holds
+    (a pattern that matches nothing when there are none)."""
+    names = [re.escape(name) for name, exp in EXPERIMENTS.items() if keep(exp)]
+    return "|".join(names) or "(?!)"
+
+
+#: experiments whose SEIGH sketch is measured and solved in one job (sketch.shards = 1:
+#: eigen_sketch) and those whose shards are measured by eigen_measure jobs and merged by eigen_solve
+SEIGH_ONE_JOB = experiments_matching(lambda exp: exp["eigen"]["sketch"]["shards"] == 1)
+SEIGH_SHARDED = experiments_matching(lambda exp: exp["eigen"]["sketch"]["shards"] > 1)
+#: experiments whose block Krylov passes each run as one job (basis and products: eigen_krylov_pass)
+#: and those whose passes run as a basis job and measurement shards
+KRYLOV_ONE_JOB = experiments_matching(lambda exp: exp["eigen"]["block_krylov"]["shards"] == 1)
+KRYLOV_SHARDED = experiments_matching(lambda exp: exp["eigen"]["block_krylov"]["shards"] > 1)
 
 
 def krylov_path(wildcards, *parts):

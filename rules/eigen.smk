@@ -1,9 +1,11 @@
 # Hessian eigendecompositions per (experiment, record step, split): SEIGH measurement shards
 # (eigen_measure, each may run on its own GPU), the streaming solve that merges them
-# (eigen_solve), and the dense exact reference for small D (eigen_exact). Stores:
+# (eigen_solve), or both in one job where sketch.shards = 1 (eigen_sketch), and the dense exact
+# reference for small D (eigen_exact). Stores:
 # results/<experiment>/eigen/<method>/<split>/step=<step>.zarr, dims (param, eigenpair). Block Krylov
 # (eigen.block_krylov) runs in passes: eigen_krylov_basis (Q_p), eigen_krylov_measure (H Q_p, in shards),
-# then eigen_krylov_solve (Rayleigh-Ritz over all passes).
+# then eigen_krylov_solve (Rayleigh-Ritz over all passes). With block_krylov.shards = 1 a pass is one
+# job, eigen_krylov_pass (Q_p and H Q_p: the same library calls and stores, one process start-up less).
 
 
 EIGEN_JOB = dict(
@@ -36,6 +38,7 @@ rule eigen_measure:
     benchmark:
         results("benchmarks", "rules", "eigen_measure", "{experiment}", "{split}", "step={step}", "shard={shard}.tsv")
     wildcard_constraints:
+        experiment=SEIGH_SHARDED,
         split="train|test",
         step=r"\d+",
         shard=r"\d+",
@@ -49,6 +52,35 @@ rule eigen_measure:
         **EIGEN_JOB["params"],
     script:
         "../scripts/eigen_measure.py"
+
+
+rule eigen_sketch:
+    """SEIGH in one job (experiments with sketch.shards = 1): the one measurement shard as
+    eigen_measure writes it (in a temporary store), then eigen_solve's streaming recovery."""
+    input:
+        data=prepared_dataset,
+        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
+    output:
+        store=directory(results("{experiment}", "eigen", "seigh", "{split}", "step={step}.zarr")),
+        timings=results("benchmarks", "eigen_phases", "{experiment}", "{split}", "step={step}.json"),
+    log:
+        results("logs", "eigen_sketch", "{experiment}", "{split}", "step={step}.log"),
+    benchmark:
+        results("benchmarks", "rules", "eigen_sketch", "{experiment}", "{split}", "step={step}.tsv")
+    wildcard_constraints:
+        experiment=SEIGH_ONE_JOB,
+        split="train|test",
+        step=r"\d+",
+    priority: 40
+    conda:
+        conda_env("eigen")
+    threads: job_threads("eigen")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **EIGEN_JOB["params"],
+    script:
+        "../scripts/eigen_sketch.py"
 
 
 rule eigen_solve:
@@ -66,6 +98,7 @@ rule eigen_solve:
     benchmark:
         results("benchmarks", "rules", "eigen_solve", "{experiment}", "{split}", "step={step}.tsv")
     wildcard_constraints:
+        experiment=SEIGH_SHARDED,
         split="train|test",
         step=r"\d+",
     priority: 40
@@ -107,6 +140,54 @@ rule eigen_exact:
         "../scripts/eigen_exact.py"
 
 
+rule eigen_krylov_pass:
+    """One block Krylov pass in one job (experiments with block_krylov.shards = 1): Q_p as
+    eigen_krylov_basis computes it, then its products H Q_p as eigen_krylov_measure's one shard."""
+    input:
+        unpack(krylov_basis_inputs),
+        data=prepared_dataset,
+    output:
+        basis=temp(
+            directory(
+                results(
+                    "{experiment}", "eigen", "block_krylov_passes", "{split}", "step={step}", "basis_pass={p}.zarr"
+                )
+            )
+        ),
+        image=temp(
+            directory(
+                results(
+                    "{experiment}",
+                    "eigen",
+                    "block_krylov_passes",
+                    "{split}",
+                    "step={step}",
+                    "image_pass={p}",
+                    "shard=0.zarr",
+                )
+            )
+        ),
+    log:
+        results("logs", "eigen_krylov_pass", "{experiment}", "{split}", "step={step}", "pass={p}.log"),
+    benchmark:
+        results("benchmarks", "rules", "eigen_krylov_pass", "{experiment}", "{split}", "step={step}", "pass={p}.tsv")
+    wildcard_constraints:
+        experiment=KRYLOV_ONE_JOB,
+        split="train|test",
+        step=r"\d+",
+        p=r"\d+",
+    priority: 40
+    conda:
+        conda_env("eigen")
+    threads: job_threads("eigen")
+    resources:
+        **EIGEN_JOB["resources"],
+    params:
+        **{**EIGEN_JOB["params"], "eigen": krylov_settings},
+    script:
+        "../scripts/eigen_krylov_pass.py"
+
+
 rule eigen_krylov_basis:
     """Q_p of a block Krylov pass: the Gaussian start block (p = 0), or the products of pass p - 1
     orthogonalized against Q_0..Q_{p-1}, streaming over row chunks."""
@@ -125,6 +206,7 @@ rule eigen_krylov_basis:
     benchmark:
         results("benchmarks", "rules", "eigen_krylov_basis", "{experiment}", "{split}", "step={step}", "pass={p}.tsv")
     wildcard_constraints:
+        experiment=KRYLOV_SHARDED,
         split="train|test",
         step=r"\d+",
         p=r"\d+",
@@ -176,6 +258,7 @@ rule eigen_krylov_measure:
             "shard={shard}.tsv",
         )
     wildcard_constraints:
+        experiment=KRYLOV_SHARDED,
         split="train|test",
         step=r"\d+",
         p=r"\d+",

@@ -237,6 +237,30 @@ def overlay(tmp_path, text):
     return str(path)
 
 
+def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
+    """With one shard, SEIGH runs as one eigen_sketch job and each block Krylov pass as one
+    eigen_krylov_pass job (one process start-up per job less); their stores are bitwise those of the
+    sharded rules (CI: 2 shards each) that built the finished run."""
+    import shutil
+
+    import numpy as np
+
+    work = tmp_path / "work"
+    shutil.copytree(synthetic_run, work, symlinks=True)
+    one_job = overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n"
+                                "      sketch: {shards: 1}\n      block_krylov: {shards: 1}\n")
+    seigh = "results/ci_mlp/eigen/seigh/test/step=6.zarr"
+    krylov = "results/ci_mlp/eigen/block_krylov/train/step=3.zarr"
+    args = ("--configfile", CI, one_job, "--forcerun", seigh, krylov, "--", seigh, krylov)
+    jobs = dry_run_jobs(work, *args)
+    assert jobs == {"eigen_sketch": 1, "eigen_krylov_pass": 3, "eigen_krylov_solve": 1}, jobs
+    snakemake(work, "--cores", "2", *args)
+    for store in (seigh, krylov):
+        before, after = open_dataset(synthetic_run / store), open_dataset(work / store)
+        for name in ("eigenvalues", "eigenvectors", "residual_norm"):
+            assert np.array_equal(before[name].values, after[name].values), (store, name)
+
+
 def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      sketch: {seed: 7}\n"))
