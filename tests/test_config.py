@@ -98,12 +98,16 @@ def test_test_matrix_kinds_come_from_the_library():
     it), defaults to sparse_sign, and an unknown kind names its key."""
     from hessmask.sketch import KINDS
 
+    def config(**sketch):
+        return _experiment(eigen={"exact": False, "sketch": {"outer": 16, "inner": 32, **sketch}},
+                           metrics={"summary_rho": 0.000001}, train={"batch_size": 8},
+                           hessian={"train_samples": 0, "test_samples": 2}, synthetic_samples=32)
+
     for kind in KINDS:
-        validate_config(_experiment(eigen={"sketch": {"outer": 16, "inner": 32, "kind": kind}}))
-    config = validate_config(_experiment(eigen={"sketch": {"outer": 16, "inner": 32}}))
-    assert config["experiments"]["big"]["eigen"]["sketch"]["kind"] == "sparse_sign"
+        validate_config(config(kind=kind))
+    assert validate_config(config())["experiments"]["big"]["eigen"]["sketch"]["kind"] == "sparse_sign"
     with pytest.raises(ConfigError, match="'experiments.big.eigen.sketch.kind'"):
-        validate_config(_experiment(eigen={"sketch": {"outer": 16, "inner": 32, "kind": "srht"}}))
+        validate_config(config(kind="srht"))
 
 
 def _experiment(**changes):

@@ -128,11 +128,11 @@ class CurvatureOperator(LinearOperator):
     @torch.no_grad()
     def _matmat(self, matrix: torch.Tensor) -> torch.Tensor:
         """H @ matrix for a (D, b) block, in blocks of ``block_size`` vectors and ``data_chunk`` examples."""
-        out = torch.empty((matrix.shape[1], self.dim), dtype=self.dtype, device=self.device)  # rows: products
+        out = torch.empty((self.dim, matrix.shape[1]), dtype=self.dtype, device=self.device)
         for start in range(0, matrix.shape[1], self.block_size):
             stop = min(matrix.shape[1], start + self.block_size)
             rows = matrix[:, start:stop].T
-            if stop - start > 1:  # vmap reads rows; one vector is only dotted with (no copy)
+            if stop - start > 1:  # a batched pass reads the rows; one vector is only dotted with (no copy)
                 rows = rows.contiguous()
             acc = None
             for lo in range(0, self.num_examples, self.data_chunk):
@@ -140,9 +140,8 @@ class CurvatureOperator(LinearOperator):
                 with torch.enable_grad():
                     part = self._block_product(rows, self.inputs[lo:hi], self.labels[lo:hi])
                 acc = part if acc is None else acc.add_(part)
-            out[start:stop] = acc
-        out /= self.num_examples
-        return out.T.contiguous()
+            out[:, start:stop] = acc.T
+        return out.div_(self.num_examples)
 
 
 class HessianOperator(CurvatureOperator):

@@ -218,10 +218,11 @@ def dense_top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
 
     For k < ``PARTIAL_EIGH_BELOW`` D, LAPACK's stages are run separately so that only the kept
     eigenvectors are computed: the Householder tridiagonalization Q^T A Q = T (``dsytrd``), all
-    eigenvalues of T (``dstemr``, O(D^2)), the eigenvectors of T at the kept indices (MRRR, O(D k))
-    and their back-transformation by Q (``dormqr``, O(D^2 k)). A full ``eigh`` spends about as long
-    again on the D - k eigenvectors nobody reads (82 s against 36 s at D = 7030, k = 1406, one
-    core). Otherwise a full ``eigh``. BLAS threads follow ``torch.get_num_threads()``.
+    eigenvalues of T (``scipy.linalg.eigh_tridiagonal``, O(D^2)), the eigenvectors of T at the kept
+    indices (O(D k)) and their back-transformation by Q (``dormqr``, the lower-triangle ``dormtr``,
+    O(D^2 k)). A full ``eigh`` also computes the D - k eigenvectors nobody reads: 83 s against 58 s
+    at D = 7030, k = 1406 on one core (the reduction alone takes 49 s, 28 s on two). Otherwise a
+    full ``eigh``. BLAS threads follow ``torch.get_num_threads()`` (the job's ``threads``).
 
     Args:
         matrix: (D, D) symmetric float64 array (only the lower triangle is read by the partial route).
