@@ -36,9 +36,10 @@ this is several times faster than gathering rows of a (n, columns) array (measur
 rows and products are the same whatever the block. A sparse sign matrix is applied with scipy's
 compressed-column product on the CPU (for each coordinate in order, its row of X is added to zeta
 rows of the result: every result column sums in the same order whatever the block) and with
-torch's CSR product elsewhere, both in float64. Its memory is about 18 zeta D bytes (the
-structure, a float64 CSC copy for products and an int8 CSR copy for rows): 130 MB at D = 895,210,
-1.7 GB at ResNet-18's D.
+torch's CSR product elsewhere, both in float64. Its memory is 5 zeta D bytes (int32 row indices
+and int8 signs), plus as much again for an int8 CSR copy where rows are read (Psi_R): a shard's two
+test matrices add 0.17 GB of peak memory at D = 895,210 and 1.9 GB at ResNet-18's D, the SSRFT's
+0.55 and 2.0 GB (measured with ``getrusage`` on this project's machine).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import torch
 KINDS = ("ssrft", "sparse_sign", "gaussian", "rademacher")
 #: nonzeros per column of a ``sparse_sign`` matrix (Tropp et al. 2019 recommend min(t, 8))
 SPARSE_NONZEROS = 8
-#: columns of a ``sparse_sign`` matrix drawn per random stream
+#: columns of a ``sparse_sign`` matrix drawn per random stream and multiplied per scipy call
 SPARSE_COLUMNS = 2**18
 #: numbers per SSRFT transform call: a call takes max(1, TRANSFORM_ELEMENTS // n) columns (8 at
 #: n ~ 1e6, all of a 710-column block at the MLP's n = 7200), so memory stays O(TRANSFORM_ELEMENTS)
@@ -305,20 +306,20 @@ class TestMatrix:
             out[start:stop] = self.rows_block(start, stop, dtype=block.dtype, device=block.device) @ block
         return out
 
+    def _sparse_columns(self, lo: int, hi: int, dtype=np.float64) -> scipy.sparse.csc_matrix:
+        """Columns lo..hi-1 as a scipy CSC matrix sharing the structure's row indices."""
+        index_type = np.int32 if (hi - lo) * self.nonzeros < 2**31 else np.int64  # scipy's: no copy
+        indptr = np.arange(0, (hi - lo) * self.nonzeros + 1, self.nonzeros, dtype=index_type)
+        data = self._sparse_signs[lo:hi].ravel().astype(dtype)
+        return scipy.sparse.csc_matrix((data, self._sparse_rows[lo:hi].ravel(), indptr), shape=(self.rows, hi - lo))
+
     def _sparse(self, layout: str, device: torch.device | None = None):
-        """The sparse sign matrix as scipy CSC (float64, for products on the CPU), scipy CSR (int8,
-        for rows) or torch CSR (float64, on ``device``), each built on first use and kept."""
+        """The sparse sign matrix as scipy CSR (int8, for rows) or torch CSR (float64, on
+        ``device``, for products there), each built on first use and kept."""
         key = (layout, None if device is None else str(device))
         if key not in self._sparse_cache:
-            index_type = np.int32 if self.dim * self.nonzeros < 2**31 else np.int64  # scipy's, no copy
-            indptr = np.arange(0, self.dim * self.nonzeros + 1, self.nonzeros, dtype=index_type)
-            rows = self._sparse_rows.ravel()
-            if layout == "csc":
-                data = self._sparse_signs.ravel().astype(np.float64)
-                matrix = scipy.sparse.csc_matrix((data, rows, indptr), shape=(self.rows, self.dim))
-            elif layout == "csr":
-                signs = scipy.sparse.csc_matrix((self._sparse_signs.ravel(), rows, indptr), shape=(self.rows, self.dim))
-                matrix = signs.tocsr()
+            if layout == "csr":
+                matrix = self._sparse_columns(0, self.dim, dtype=np.int8).tocsr()
             else:
                 csr = self._sparse("csr")
                 matrix = torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
@@ -330,12 +331,17 @@ class TestMatrix:
 
     def _apply_sparse(self, block: torch.Tensor) -> torch.Tensor:
         """Psi @ block for a sparse sign matrix, in float64 (cast to the block's dtype). On the CPU
-        each result column is summed over the coordinates in order, whatever the block."""
-        if block.device.type == "cpu":
-            out = torch.from_numpy(self._sparse("csc") @ np.ascontiguousarray(block.double().numpy()))
-        else:
-            out = self._sparse("torch", block.device) @ block.double()
-        return out.to(block.dtype)
+        ``SPARSE_COLUMNS`` coordinates at a time, their float64 entries made for the call (a kept
+        float64 copy would cost 8 zeta D bytes per matrix, 750 MB at ResNet-18's D); each result
+        column is summed over the coordinates in order, whatever the block."""
+        if block.device.type != "cpu":
+            return (self._sparse("torch", block.device) @ block.double()).to(block.dtype)
+        x = np.ascontiguousarray(block.double().numpy())
+        out = np.zeros((self.rows, x.shape[1]))
+        for lo in range(0, self.dim, SPARSE_COLUMNS):
+            hi = min(self.dim, lo + SPARSE_COLUMNS)
+            out += self._sparse_columns(lo, hi) @ x[lo:hi]
+        return torch.from_numpy(out).to(block.dtype)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """F P2 S2 F P1 S1 applied to each row of a (columns, n) block (the transform along dim 1)."""
