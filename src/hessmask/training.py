@@ -87,14 +87,14 @@ def step_seed(seed: int, step: int, stream: int) -> int:
 
 
 def seed_step_draws(seed: int, device: torch.device) -> None:
-    """Seed the generator of ``device`` (the CPU's, or the current CUDA device's) for one step's
-    random draws (dropout). The same draws as ``torch.manual_seed(seed)`` on that device, without
-    its lazy seeding of every CUDA, MTIA and XPU device, which records a Python stack trace per
-    call where CUDA is not initialized (0.2 s of every 300-step subspace training on the CPU)."""
+    """Seed the CPU's generator and, for a CUDA device, that device's, for one step's random draws
+    (dropout). The same draws as ``torch.manual_seed(seed)`` on the devices a job uses, without its
+    lazy seeding of every CUDA, MTIA and XPU device, which records a Python stack trace per call
+    where CUDA is not initialized (0.2 s of every 300-step subspace training on the CPU)."""
+    torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
-        torch.cuda.manual_seed(seed)
-    else:
-        torch.default_generator.manual_seed(seed)
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
 
 
 def augment_batch(x: torch.Tensor, seed: int, step: int, pad: int = 4) -> torch.Tensor:
