@@ -3,6 +3,7 @@ streaming solve from it (hessmask.eigen_stores.measure_shard, then solve_store, 
 and eigen_solve run them)."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,8 @@ eigen, step = sm.params.eigen, int(sm.wildcards.step)
 attrs = provenance(eigen, split=sm.wildcards.split, step=step)
 out = Path(sm.output.store)
 out.parent.mkdir(parents=True, exist_ok=True)
+for stale in out.parent.glob(f".{out.name}.shard-*"):  # left by a killed job
+    shutil.rmtree(stale, ignore_errors=True)
 with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.shard-") as scratch:
     shard = Path(scratch) / "shard=0.zarr"
     measure_shard(operator, eigen, 0, shard, attrs)

@@ -61,6 +61,16 @@ def test_verify_names_a_corrupt_store(tmp_path, damage, capsys):
     assert "CORRUPT" in out and "bad.zarr" in out and "1 of 2 stores" in out
 
 
+def test_verify_skips_stores_inside_a_writers_temporary_folder(tmp_path):
+    """A job's scratch store (eigen_sketch's measurement shard in a hidden sibling folder) is not a
+    result: verify skips it, complete or not."""
+    import zarr
+
+    zarr.open_group(str(tmp_path / "results" / ".step=0.zarr.shard-abc" / "shard=0.zarr"), mode="w")
+    write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), tmp_path / "results" / "step=0.zarr")
+    assert verify(tmp_path / "results") == {}
+
+
 def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
     """A SIGKILL during a write leaves a hidden temporary folder; the next write of that store
     removes it."""

@@ -206,8 +206,8 @@ def verify(root: Path | str) -> dict[str, str]:
     problems: dict[str, str] = {}
     stores = sorted(p for p in root.rglob("*.zarr") if p.is_dir() and not any(q.suffix == ".zarr" for q in p.parents))
     for store in stores:
-        if store.name.startswith("."):
-            continue  # a temporary of a running or killed writer
+        if any(part.startswith(".") for part in store.relative_to(root).parts):
+            continue  # a temporary of a running or killed writer (or inside one)
         try:
             group = zarr.open_group(str(store), mode="r")
             recorded = group.attrs.get("content_digest")
