@@ -3,15 +3,13 @@ streaming solve from it (hessmask.eigen_stores.measure_shard, then solve_store, 
 and eigen_solve run them)."""
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from hessmask.eigen_stores import measure_shard, solve_store
 from hessmask.jobs import hessian_job, setup_logging
-from hessmask.store import provenance
+from hessmask.store import provenance, scratch_folder
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
@@ -20,11 +18,8 @@ operator = hessian_job(sm.params, sm.input, sm.wildcards, sm.config)
 eigen, step = sm.params.eigen, int(sm.wildcards.step)
 attrs = provenance(eigen, split=sm.wildcards.split, step=step)
 out = Path(sm.output.store)
-out.parent.mkdir(parents=True, exist_ok=True)
-for stale in out.parent.glob(f".{out.name}.shard-*"):  # left by a killed job
-    shutil.rmtree(stale, ignore_errors=True)
-with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.shard-") as scratch:
-    shard = Path(scratch) / "shard=0.zarr"
+with scratch_folder(out.with_name(f"{out.name}.shard")) as scratch:
+    shard = scratch / "shard=0.zarr"
     measure_shard(operator, eigen, 0, shard, attrs)
     _, timings = solve_store(operator, [shard], eigen, eigen["sketch"]["seed"] + step, out, attrs)
 Path(sm.output.timings).write_text(json.dumps(timings, indent=1) + "\n")

@@ -61,14 +61,24 @@ def test_verify_names_a_corrupt_store(tmp_path, damage, capsys):
     assert "CORRUPT" in out and "bad.zarr" in out and "1 of 2 stores" in out
 
 
-def test_verify_skips_stores_inside_a_writers_temporary_folder(tmp_path):
+def test_scratch_folder_is_skipped_cleaned_and_survives_the_result_write(tmp_path):
     """A job's scratch store (eigen_sketch's measurement shard in a hidden sibling folder) is not a
-    result: verify skips it, complete or not."""
+    result: verify skips it, complete or not; writing the result beside it leaves it in place; it is
+    removed on exit, and a killed job's leftover is removed by the next scratch of that name."""
     import zarr
 
-    zarr.open_group(str(tmp_path / "results" / ".step=0.zarr.shard-abc" / "shard=0.zarr"), mode="w")
-    write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), tmp_path / "results" / "step=0.zarr")
-    assert verify(tmp_path / "results") == {}
+    from hessmask.store import scratch_folder
+
+    results = tmp_path / "results"
+    leftover = results / ".step=0.zarr.shard.tmp-deadbeef"
+    (leftover / "x").mkdir(parents=True)
+    with scratch_folder(results / "step=0.zarr.shard") as scratch:
+        assert not leftover.exists() and scratch.parent == results and scratch.name.startswith(".")
+        zarr.open_group(str(scratch / "shard=0.zarr"), mode="w")  # incomplete: no content digest
+        write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), results / "step=0.zarr")
+        assert (scratch / "shard=0.zarr").exists()
+        assert verify(results) == {}
+    assert sorted(p.name for p in results.iterdir()) == ["step=0.zarr"]
 
 
 def test_leftovers_of_a_killed_writer_are_removed(tmp_path):

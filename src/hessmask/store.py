@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import xarray as xr
@@ -57,6 +58,20 @@ def _temporary(path: Path) -> Path:
     for stale in path.parent.glob(f".{path.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+@contextmanager
+def scratch_folder(path: Path | str) -> Iterator[Path]:
+    """A fresh hidden sibling folder of ``path`` for a job's intermediate stores, removed on exit:
+    the naming and the removal of a killed job's leftovers of ``write_dataset``'s temporaries
+    (``verify`` skips every store inside it). ``path`` names the scratch, not a result: use a name
+    no result has, so that writing a result never removes a scratch still in use."""
+    folder = _temporary(Path(path))
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_checksums(ds: xr.Dataset, encoding: Mapping | None) -> dict:
