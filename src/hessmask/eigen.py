@@ -256,8 +256,7 @@ def dense_top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
             _, z = scipy.linalg.eigh_tridiagonal(diagonal, offdiagonal, select="i", select_range=bounds)
             columns.append(z)
             index.append(np.arange(bounds[0], bounds[1] + 1))
-        position = {int(i): j for j, i in enumerate(np.concatenate(index))}
-        z = np.concatenate(columns, axis=1)[:, [position[int(i)] for i in order]]
+        z = np.concatenate(columns, axis=1)[:, np.searchsorted(np.concatenate(index), order)]  # ascending, disjoint
         vectors = np.array(z, order="F")
         if dim > 1:  # Q = H_1 ... H_{D-1}, the reflectors below the subdiagonal (dormtr, lower)
             vectors[1:] = scipy.linalg.lapack.dormqr("L", "N", reduced[1:, : dim - 1], tau[: dim - 1],
