@@ -144,3 +144,46 @@ def test_bad_inputs(rng):
         g.iou([1, 1], [2, 3], 5)
     with pytest.raises(ValueError, match="unknown modality"):
         g.sample_angles("XO", 5, 2, rng)
+
+
+@pytest.mark.parametrize("dim,k", [(12, 7), (30, 20), (9, 9)])
+def test_complement_angles_identity(dim, k, rng):
+    """Two k-subspaces have the angles of their orthogonal complements plus 2k - D zeros: against a
+    direct computation on the same pair, with a shared direction (a zero angle) and an orthogonal
+    one (pi/2) among them."""
+    from scipy.linalg import null_space
+
+    q = g.sample_stiefel(dim, dim, rng)
+    u = q[:, :k]
+    v = np.concatenate([q[:, :1], q[:, dim - k + 1:]], axis=1) if k < dim else q  # shares q_0; q_1 only in u
+    v = v @ g.sample_stiefel(k, k, rng)  # any basis of the span
+    u_perp, v_perp = (null_space(x.T) for x in (u, v))
+    direct = g.principal_angles(u, v)
+    via = g.complement_angles(g.principal_angles(u_perp, v_perp) if k < dim else [], k)
+    np.testing.assert_allclose(via, direct, atol=1e-7)
+    assert direct[0] < 1e-7 and (k == dim or direct[-1] > np.pi / 2 - 1e-7)
+    with pytest.raises(ValueError, match="complements are larger"):
+        g.complement_angles(np.zeros(k + 1), k)
+
+
+@pytest.mark.parametrize("modality", ["OO", "OB"])
+def test_large_k_draws_match_direct_draws(modality):
+    """At k > D/2 the sampler draws the complements: its overlap and geodesic distance agree in
+    distribution with direct draws (means within 4 standard errors of each other)."""
+    dim, k, n = 40, 30, 300
+    direct_rng, rng = np.random.default_rng(5), np.random.default_rng(6)
+    if modality == "OO":
+        direct = [g.principal_angles(g.sample_stiefel(dim, k, direct_rng), g.sample_stiefel(dim, k, direct_rng),
+                                     precise=False) for _ in range(n)]
+    else:
+        direct = [g.mask_matrix_angles(g.sample_mask(dim, k, direct_rng), g.sample_stiefel(dim, k, direct_rng))
+                  for _ in range(n)]
+    sampled = [g.sample_angles(modality, dim, k, rng) for _ in range(n)]
+    assert all(a.shape == (k,) and np.all(np.diff(a) >= 0) for a in sampled)
+    assert all(np.count_nonzero(a == 0) >= 2 * k - dim for a in sampled)
+    for name in ("overlap", "geodesic"):
+        a = np.array([g.metrics_from_angles(x)[name] for x in direct])
+        b = np.array([g.metrics_from_angles(x)[name] for x in sampled])
+        stderr = np.hypot(a.std(ddof=1), b.std(ddof=1)) / np.sqrt(n)
+        assert abs(a.mean() - b.mean()) < 4 * stderr, name
+    np.testing.assert_array_equal(g.sample_angles(modality, dim, dim, rng), np.zeros(dim))

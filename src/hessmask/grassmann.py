@@ -31,6 +31,7 @@ __all__ = [
     "hamming",
     "sample_stiefel",
     "sample_mask",
+    "complement_angles",
     "sample_angles",
 ]
 
@@ -334,11 +335,38 @@ def _check_sizes(dim: int, k: int) -> None:
         raise ValueError(f"k must satisfy 1 <= k <= D = {dim}, got k = {k}")
 
 
+def complement_angles(angles: np.ndarray, k: int) -> np.ndarray:
+    """The k principal angles between two k-subspaces of R^D from the ``angles`` between their
+    orthogonal complements (D - k of them, D - k <= k): the same angles plus k - (D - k) zeros.
+
+    Two subspaces of equal dimension and their complements have the same angles in (0, pi/2]
+    with the same multiplicities (Knyazev, Jujunashvili and Argentati 2010, Theorem 2.7); the zero
+    angles count dim(U n V) = dim(U' n V') + 2k - D.
+
+    Args:
+        angles: the D - k angles between the complements, radians.
+        k: the dimension of the pair, k >= D - k.
+    Returns:
+        (k,) float64 array of angles in radians, ascending.
+    Implements docs/science.md, section "Algorithm 1" (step 3).
+    """
+    angles = np.sort(np.asarray(angles, dtype=np.float64).ravel())
+    if angles.size > k:
+        raise ValueError(f"{angles.size} complement angles for k = {k}: the complements are larger than the pair")
+    return np.concatenate([np.zeros(k - angles.size), angles])
+
+
 def sample_angles(modality: str, dim: int, k: int, rng: np.random.Generator) -> np.ndarray:
     """Principal angles between one independent uniform pair of the given modality.
 
     ``OO``: two Haar matrices; ``OB``: a Haar matrix and a uniform mask (a row selection);
     ``BB``: two uniform masks (closed form). seed 000, Algorithm 1.
+
+    For k > D/2 the pair is drawn as its orthogonal complements, of dimension c = D - k: the
+    complement of a uniform k-subspace (k-mask) is a uniform c-subspace (c-mask), and two
+    k-subspaces have the nonzero angles of their complements plus k - c zero angles
+    (:func:`complement_angles`). The angles have the same distribution as those of a direct draw,
+    at the cost of a c-dimensional pair (k = D: no draw, every angle 0).
 
     Args:
         modality: one of ``MODALITIES`` (``OO``, ``OB``, ``BB``).
@@ -351,11 +379,15 @@ def sample_angles(modality: str, dim: int, k: int, rng: np.random.Generator) -> 
         ValueError: for an unknown modality, or D < 1 or k outside [1, D].
     Implements docs/science.md, section "Algorithm 1" (step 3, the modalities).
     """
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+    _check_sizes(dim, k)
+    if modality != "BB" and 2 * k > dim:
+        inner = sample_angles(modality, dim, dim - k, rng) if k < dim else np.empty(0)
+        return complement_angles(inner, k)
     if modality == "OO":
         return principal_angles(sample_stiefel(dim, k, rng), sample_stiefel(dim, k, rng), precise=False)
     if modality == "OB":
         q = sample_stiefel(dim, k, rng)
         return mask_matrix_angles(sample_mask(dim, k, rng), q)
-    if modality == "BB":
-        return mask_angles(sample_mask(dim, k, rng), sample_mask(dim, k, rng), dim)
-    raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+    return mask_angles(sample_mask(dim, k, rng), sample_mask(dim, k, rng), dim)  # BB
