@@ -326,7 +326,7 @@ def experiments_matching(keep):
 #: eigen_sketch) and those whose shards are measured by eigen_measure jobs and merged by eigen_solve
 SEIGH_ONE_JOB = experiments_matching(lambda exp: exp["eigen"]["sketch"]["shards"] == 1)
 SEIGH_SHARDED = experiments_matching(lambda exp: exp["eigen"]["sketch"]["shards"] > 1)
-#: experiments whose block Krylov passes each run as one job (basis and products: eigen_krylov_pass)
+#: experiments whose block Krylov solve runs as one job (every pass and the solve: eigen_krylov)
 #: and those whose passes run as a basis job and measurement shards
 KRYLOV_ONE_JOB = experiments_matching(lambda exp: exp["eigen"]["block_krylov"]["shards"] == 1)
 KRYLOV_SHARDED = experiments_matching(lambda exp: exp["eigen"]["block_krylov"]["shards"] > 1)

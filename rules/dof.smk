@@ -1,6 +1,7 @@
 # Degrees of freedom (seed 004, docs/science.md#7-degrees-of-freedom): training in d-dimensional
-# affine subspaces of each experiment with dof.enabled, one job per (method, start step t, d, chunk
-# of runs) from hessmask.dof.chunk_grid, and the quadratic well of seed 004 Fig. 5.
+# affine subspaces of each experiment with dof.enabled, one job per (method, start step t, group of
+# d values, chunk of runs) from hessmask.dof.chunk_grid (dof.dims_per_job d values per job, the
+# wildcard d joins them with _), and the quadratic well of seed 004 Fig. 5.
 
 
 rule dof_trajectory:
@@ -33,7 +34,8 @@ rule dof_trajectory:
 
 
 rule dof_chunk:
-    """Adam in the subspace of one (method, start step t, d) for a chunk of runs."""
+    """Adam in the subspaces of one (method, start step t) at each of the job's d values, for a
+    chunk of runs."""
     input:
         unpack(dof_chunk_inputs),
     output:
@@ -45,7 +47,7 @@ rule dof_chunk:
     wildcard_constraints:
         method="|".join(DOF_METHODS),
         t=r"\d+",
-        d=r"\d+",
+        d=r"\d+(_\d+)*",
         chunk=r"\d+",
     conda:
         conda_env("dof")

@@ -4,8 +4,8 @@
 # reference for small D (eigen_exact). Stores:
 # results/<experiment>/eigen/<method>/<split>/step=<step>.zarr, dims (param, eigenpair). Block Krylov
 # (eigen.block_krylov) runs in passes: eigen_krylov_basis (Q_p), eigen_krylov_measure (H Q_p, in shards),
-# then eigen_krylov_solve (Rayleigh-Ritz over all passes). With block_krylov.shards = 1 a pass is one
-# job, eigen_krylov_pass (Q_p and H Q_p: the same library calls and stores, one process start-up less).
+# then eigen_krylov_solve (Rayleigh-Ritz over all passes). With block_krylov.shards = 1 the whole solve
+# is one job, eigen_krylov (the same library calls and store, one process start-up instead of 2p + 1).
 
 
 EIGEN_JOB = dict(
@@ -140,42 +140,24 @@ rule eigen_exact:
         "../scripts/eigen_exact.py"
 
 
-rule eigen_krylov_pass:
-    """One block Krylov pass in one job (experiments with block_krylov.shards = 1): Q_p as
-    eigen_krylov_basis computes it, then its products H Q_p as eigen_krylov_measure's one shard."""
+rule eigen_krylov:
+    """Block Krylov in one job (experiments with block_krylov.shards = 1): every pass's Q_p and
+    H Q_p as eigen_krylov_basis and eigen_krylov_measure compute them (in a scratch folder), then
+    eigen_krylov_solve's Rayleigh-Ritz."""
     input:
-        unpack(krylov_basis_inputs),
         data=prepared_dataset,
+        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
     output:
-        basis=temp(
-            directory(
-                results(
-                    "{experiment}", "eigen", "block_krylov_passes", "{split}", "step={step}", "basis_pass={p}.zarr"
-                )
-            )
-        ),
-        image=temp(
-            directory(
-                results(
-                    "{experiment}",
-                    "eigen",
-                    "block_krylov_passes",
-                    "{split}",
-                    "step={step}",
-                    "image_pass={p}",
-                    "shard=0.zarr",
-                )
-            )
-        ),
+        store=directory(results("{experiment}", "eigen", "block_krylov", "{split}", "step={step}.zarr")),
+        timings=results("benchmarks", "eigen_phases", "{experiment}", "{split}", "block_krylov_step={step}.json"),
     log:
-        results("logs", "eigen_krylov_pass", "{experiment}", "{split}", "step={step}", "pass={p}.log"),
+        results("logs", "eigen_krylov", "{experiment}", "{split}", "step={step}.log"),
     benchmark:
-        results("benchmarks", "rules", "eigen_krylov_pass", "{experiment}", "{split}", "step={step}", "pass={p}.tsv")
+        results("benchmarks", "rules", "eigen_krylov", "{experiment}", "{split}", "step={step}.tsv")
     wildcard_constraints:
         experiment=KRYLOV_ONE_JOB,
         split="train|test",
         step=r"\d+",
-        p=r"\d+",
     priority: 40
     conda:
         conda_env("eigen")
@@ -185,7 +167,7 @@ rule eigen_krylov_pass:
     params:
         **{**EIGEN_JOB["params"], "eigen": krylov_settings},
     script:
-        "../scripts/eigen_krylov_pass.py"
+        "../scripts/eigen_krylov.py"
 
 
 rule eigen_krylov_basis:
@@ -291,6 +273,7 @@ rule eigen_krylov_solve:
     benchmark:
         results("benchmarks", "rules", "eigen_krylov_solve", "{experiment}", "{split}", "step={step}.tsv")
     wildcard_constraints:
+        experiment=KRYLOV_SHARDED,
         split="train|test",
         step=r"\d+",
     priority: 40

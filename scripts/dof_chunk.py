@@ -1,9 +1,9 @@
-"""Rule dof_chunk: subspace training of one (method, start step t, d, chunk of runs) (hessmask.dof.run_chunk)."""
+"""Rule dof_chunk: subspace training of one (method, start step t, d values, chunk of runs) (hessmask.dof.run_chunk)."""
 
 
 import torch
 
-from hessmask.dof import PER_RUN_INIT_METHODS, Sources, SubspaceSettings, run_chunk, run_initializer
+from hessmask.dof import PER_RUN_INIT_METHODS, Sources, SubspaceSettings, parse_dims, run_chunk, run_initializer
 from hessmask.jobs import experiment_data, setup_logging
 from hessmask.store import open_dataset, provenance, write_dataset
 from hessmask.training import Checkpoint
@@ -28,7 +28,7 @@ initialization = None
 if method in PER_RUN_INIT_METHODS and dof["init"] == "per_run":
     initialization = run_initializer(dof, exp, train, data, step)
 settings = SubspaceSettings.from_config(dof, train["eval_batch_size"])
-ds = run_chunk(method, int(sm.wildcards.d), sm.params.runs, sources, start.model(), data, settings, dof["seed"],
+ds = run_chunk(method, parse_dims(sm.wildcards.d), sm.params.runs, sources, start.model(), data, settings, dof["seed"],
                step=step, initialization=initialization)
 ds.attrs.update(provenance(dof, model=exp["model"], start_step=step))
 write_dataset(ds, sm.output[0])

@@ -308,7 +308,13 @@ def test_chunk_grid_sweeps_only_the_start_step_methods():
     steps = {m: sorted({t for mm, t, _, _ in grid if mm == m}) for m in S.METHODS}
     assert steps == {"random_affine": [0], "burn_in": [0, 3, 6], "lottery_subspace": [0], "lottery_ticket": [0],
                      "hessian_topd": [0, 3, 6], "mask_topd": [0, 3, 6]}
-    assert len(grid) == 12 * 2 * 2  # (method, t) x d x two chunks of runs
+    assert len(grid) == 12 * 2  # (method, t) x two chunks of runs, every d in one job (dims_per_job: null)
+    assert {d for _, _, d, _ in grid} == {"2_4"} and S.parse_dims("2_4") == [2, 4]
+    per_d = S.chunk_grid({**DOF, "dims_per_job": 1})
+    assert len(per_d) == 12 * 2 * 2 and {d for _, _, d, _ in per_d} == {"2", "4"}
+    assert S.dim_groups({"dims": [1, 2, 3, 5, 8], "dims_per_job": 2}) == [[1, 2], [3, 5], [8]]
+    with pytest.raises(ValueError, match="joined by"):
+        S.parse_dims("2-4")
     assert S.chunk_runs(DOF, 0) == [0, 1] and S.chunk_runs(DOF, 1) == [2]
     assert {m: S.main_offset_step(m, DOF) for m in ("random_affine", "burn_in", "lottery_ticket")} == {
         "random_affine": 0, "burn_in": 3, "lottery_ticket": 0}
@@ -360,3 +366,26 @@ def test_adam_is_torch_adam_bitwise():
             loss.backward()
             opt.step()
         assert all(torch.equal(a, b) for a, b in zip(ours, theirs)), step
+
+
+def test_one_job_over_several_d_is_bitwise_one_job_per_d():
+    """dof.dims_per_job: a job over several d gives the runs of one job per d, bitwise, with the
+    per-run initialization computed once per run."""
+    data, model = tiny_data(), tiny_model()
+    w0 = flat(model)
+    calls = []
+
+    def initialization(run):
+        calls.append(run)
+        return w0 + np.float32(0.01 * (run + 1))
+
+    sources = S.Sources(start=w0, init=w0, rewind=w0)
+    args = ([0, 1], sources, model, data, SETTINGS, 3)
+    together = S.run_chunk("random_affine", [2, 5], *args, step=0, initialization=initialization)
+    assert calls == [0, 1]
+    separate = xr.concat([S.run_chunk("random_affine", d, *args, step=0, initialization=initialization)
+                          for d in (2, 5)], "d")
+    assert together["train_loss"].dims == ("method", "start_step", "d", "run")
+    for name in ("train_loss", "test_accuracy", "batch_loss"):
+        np.testing.assert_array_equal(together[name].values, separate[name].values)
+    assert not np.array_equal(together["batch_loss"].sel(d=2).values, together["batch_loss"].sel(d=5).values)

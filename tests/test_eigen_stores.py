@@ -194,6 +194,16 @@ def test_block_krylov_jobs_give_the_in_process_solve(tmp_path):
     one_shard = {**KRYLOV, "block_krylov": {**KRYLOV["block_krylov"], "shards": 1}}
     other, _, _ = krylov_jobs(tmp_path / "one", one_shard)
     assert np.array_equal(open_dataset(other)["eigenvalues"].values, store["eigenvalues"].values)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    # one job for every pass and the solve (rule eigen_krylov): the solve's seed is
+    # block_krylov.seed + step, 4 - 3 = the seed 1 krylov_jobs gives
+    eigen_stores.krylov_store(operator(), one_shard, -3, scratch, tmp_path / "one_job.zarr", {"step": 0})
+    whole = open_dataset(tmp_path / "one_job.zarr")
+    for name in ("eigenvalues", "eigenvectors", "residual_norm"):
+        assert np.array_equal(whole[name].values, store[name].values), name
+    with pytest.raises(ValueError, match="shards = 1"):
+        eigen_stores.krylov_store(operator(), KRYLOV, 0, scratch, tmp_path / "x.zarr", {})
 
 
 def test_block_krylov_refuses_foreign_and_truncated_pass_stores(tmp_path):

@@ -101,7 +101,7 @@ def test_every_job_ran_on_slurm(slurm_run):
     jobs = submitted(log)
     # all non-local rules went through sbatch
     assert jobs == {"train_segment": 2, "eigen_exact": 2, "eigen_measure": 4, "eigen_solve": 2,
-                    "eigen_krylov_pass": 4, "eigen_krylov_solve": 2,
+                    "eigen_krylov": 2,
                     "step_metrics": 2, "metrics_aggregate": 1}
     logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert logs, "no SLURM job logs"
@@ -120,7 +120,7 @@ def test_site_profile_partition_and_account(slurm_run):
 def test_gpu_rules_requested_a_gpu(slurm_run):
     workdir, _ = slurm_run
     gpu_rules = {"eigen_exact", "eigen_measure", "eigen_solve", "eigen_sketch", "eigen_krylov_basis",
-                 "eigen_krylov_measure", "eigen_krylov_pass", "eigen_krylov_solve"}
+                 "eigen_krylov_measure", "eigen_krylov", "eigen_krylov_solve"}
     for folder in (workdir / ".snakemake" / "slurm_logs").iterdir():
         rule = folder.name.removeprefix("rule_")
         text = "\n".join(p.read_text() for p in folder.rglob("*.log"))

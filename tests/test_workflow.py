@@ -238,27 +238,38 @@ def overlay(tmp_path, text):
 
 
 def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
-    """With one shard, SEIGH runs as one eigen_sketch job and each block Krylov pass as one
-    eigen_krylov_pass job (one process start-up per job less); their stores are bitwise those of the
-    sharded rules (CI: 2 shards each) that built the finished run."""
+    """With one shard, SEIGH runs as one eigen_sketch job and block Krylov as one eigen_krylov job,
+    and with dof.dims_per_job null one dof_chunk job trains every d (one process start-up per job
+    instead of many); their stores are bitwise those of the sharded and per-d jobs (CI: 2 shards
+    each, one job per d) that built the finished run."""
     import shutil
 
     import numpy as np
+    import xarray as xr
 
     work = tmp_path / "work"
     shutil.copytree(synthetic_run, work, symlinks=True)
     one_job = overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n"
-                                "      sketch: {shards: 1}\n      block_krylov: {shards: 1}\n")
+                                "      sketch: {shards: 1}\n      block_krylov: {shards: 1}\n"
+                                "    dof: {dims_per_job: null}\n")
     seigh = "results/ci_mlp/eigen/seigh/test/step=6.zarr"
     krylov = "results/ci_mlp/eigen/block_krylov/train/step=3.zarr"
-    args = ("--configfile", CI, one_job, "--forcerun", seigh, krylov, "--", seigh, krylov)
+    chunks = "results/ci_mlp/dof/chunks/burn_in/t=3"  # per-run w_0 (dof.init: per_run), once per run
+    grouped = f"{chunks}/d=2_4_8/chunk=0.zarr"
+    args = ("--configfile", CI, one_job, "--forcerun", seigh, krylov, "--", seigh, krylov, grouped)
     jobs = dry_run_jobs(work, *args)
-    assert jobs == {"eigen_sketch": 1, "eigen_krylov_pass": 3, "eigen_krylov_solve": 1}, jobs
+    assert jobs == {"eigen_sketch": 1, "eigen_krylov": 1, "dof_chunk": 1}, jobs
     snakemake(work, "--cores", "2", *args)
     for store in (seigh, krylov):
         before, after = open_dataset(synthetic_run / store), open_dataset(work / store)
         for name in ("eigenvalues", "eigenvectors", "residual_norm"):
             assert np.array_equal(before[name].values, after[name].values), (store, name)
+    assert not [p for p in (work / krylov).parent.iterdir() if p.name.startswith(".")]  # no scratch left
+    per_d = xr.concat([open_dataset(synthetic_run / chunks / f"d={d}" / "chunk=0.zarr") for d in (2, 4, 8)], "d")
+    together = open_dataset(work / grouped)
+    assert list(together["d"].values) == [2, 4, 8]
+    for name in ("train_accuracy", "test_loss", "batch_loss"):
+        assert np.array_equal(per_d[name].values, together[name].values), name
 
 
 def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):

@@ -277,11 +277,34 @@ def chunk_runs(dof: Mapping[str, Any], chunk: int) -> list[int]:
     return list(range(chunk * per, min(dof["runs"], (chunk + 1) * per)))
 
 
-def chunk_grid(dof: Mapping[str, Any]) -> list[tuple[str, int, int, int]]:
-    """(method, t, d, chunk) of every subspace job of an experiment."""
+def dim_groups(dof: Mapping[str, Any]) -> list[list[int]]:
+    """The d values of each job: ``dof.dims`` in consecutive groups of ``dof.dims_per_job`` (null:
+    every d of a (method, t, chunk of runs) in one job, one process start-up instead of one per d)."""
+    dims = [int(d) for d in dof["dims"]]
+    per = dof.get("dims_per_job") or len(dims)
+    return [dims[i:i + per] for i in range(0, len(dims), per)]
+
+
+def dims_label(dims: Sequence[int]) -> str:
+    """The ``d=`` part of a subspace job's path: its d values joined by ``_`` (``5_10_20``; one d: ``5``)."""
+    return "_".join(str(int(d)) for d in dims)
+
+
+def parse_dims(label: str) -> list[int]:
+    """The d values of a :func:`dims_label`."""
+    try:
+        return [int(d) for d in label.split("_")]
+    except ValueError:
+        raise ValueError(f"not a list of d values joined by '_': {label!r}") from None
+
+
+def chunk_grid(dof: Mapping[str, Any]) -> list[tuple[str, int, str, int]]:
+    """(method, t, :func:`dims_label` of the job's d values, chunk of runs) of every subspace job of
+    an experiment."""
     per = dof["runs_per_job"] or dof["runs"]
     chunks = range(-(-dof["runs"] // per))
-    return [(m, t, d, c) for m in dof["methods"] for t in offset_steps(m, dof) for d in dof["dims"] for c in chunks]
+    return [(m, t, dims_label(dims), c) for m in dof["methods"] for t in offset_steps(m, dof)
+            for dims in dim_groups(dof) for c in chunks]
 
 
 def method_inputs(method: str, step: int, dof: Mapping[str, Any], final_step: int) -> dict[str, tuple]:
@@ -634,14 +657,17 @@ def threshold_bound(eigenvalues: np.ndarray, eps: Any, radius: float) -> np.ndar
 # ----------------------------------------------------------------------------- stores
 
 
-def run_chunk(method: str, d: int, runs: Sequence[int], sources: Sources, model: nn.Module, data: Data,
-              settings: SubspaceSettings, seed: int, step: int = 0,
+def run_chunk(method: str, dims: int | Sequence[int], runs: Sequence[int], sources: Sources, model: nn.Module,
+              data: Data, settings: SubspaceSettings, seed: int, step: int = 0,
               initialization: Callable[[int], np.ndarray] | None = None) -> "xr.Dataset":
-    """One job of the workflow: ``runs`` of one (method, t, d).
+    """One job of the workflow: ``runs`` of one (method, t) at each d of ``dims``.
+
+    Each (d, run) training depends only on its own seeds, so a job over several d gives bitwise
+    the runs of one job per d (``dof.dims_per_job``).
 
     Args:
         method: one of :data:`METHODS`.
-        d: the training dimension.
+        dims: the training dimension d, or several (one process trains them all).
         runs: run indices; run r's data order and random basis come from ``run_seeds(seed, r)``.
         sources: what the subspaces are built from (w_t, w_r, trajectory, eigenvectors ...).
         model: the architecture and buffers (copied per run).
@@ -649,27 +675,33 @@ def run_chunk(method: str, d: int, runs: Sequence[int], sources: Sources, model:
         settings: Adam in the subspace.
         seed: ``dof.seed``.
         step: t, the offset step of this job (stored as the ``start_step`` coordinate).
-        initialization: for ``dof.init: per_run``, run -> that run's own w_t (:func:`run_initialization`),
-            which replaces the shared offset; None: every run starts from ``sources``.
+        initialization: for ``dof.init: per_run``, run -> that run's own w_t (:func:`run_initialization`,
+            computed once per run for all d), which replaces the shared offset; None: every run starts
+            from ``sources``.
     Returns:
         Dataset with dims (method, start_step, d, run[, adam_step]): final losses and accuracies and
         the batch-loss curve.
     """
     import copy
 
-    results = []
+    import xarray as xr
+
+    dims = [int(dims)] if np.ndim(dims) == 0 else [int(d) for d in dims]
+    results: dict[int, list[SubspaceResult]] = {d: [] for d in dims}
     for run in runs:
         if initialization is not None:
-            offset = initialization(run)
-            sources = Sources(start=offset, init=offset, rewind=offset)
-        offset, basis = build_subspace(method, d, run, sources, seed)
+            own = initialization(run)
+            sources = Sources(start=own, init=own, rewind=own)
         data_seed, _ = run_seeds(seed, run)
-        result = train_in_subspace(copy.deepcopy(model), offset, basis, data, settings, data_seed,
-                                   label=f"{method} t={step} d={d} run={run}", progress=None)
-        log.info("%s t=%d d=%d run %d: train acc %.4f loss %.4f, test acc %.4f", method, step, d, run,
-                 result.train_accuracy, result.train_loss, result.test_accuracy)
-        results.append(result)
-    return _results_dataset(results, runs, {"method": [method], "start_step": [step], "d": [d]})
+        for d in dims:
+            offset, basis = build_subspace(method, d, run, sources, seed)
+            result = train_in_subspace(copy.deepcopy(model), offset, basis, data, settings, data_seed,
+                                       label=f"{method} t={step} d={d} run={run}", progress=None)
+            log.info("%s t=%d d=%d run %d: train acc %.4f loss %.4f, test acc %.4f", method, step, d, run,
+                     result.train_accuracy, result.train_loss, result.test_accuracy)
+            results[d].append(result)
+    return xr.concat([_results_dataset(results[d], runs, {"method": [method], "start_step": [step], "d": [d]})
+                      for d in dims], dim="d")
 
 
 def full_space_runs(runs: Sequence[int], init: np.ndarray | Callable[[int], np.ndarray], model: nn.Module,

@@ -424,6 +424,27 @@ def krylov_measure_store(operator: CurvatureOperator, eigen: Mapping[str, Any], 
     return products
 
 
+def krylov_store(operator: CurvatureOperator, eigen: Mapping[str, Any], step: int, scratch: str | Path,
+                 path: str | Path, attrs: Mapping[str, Any]) -> tuple[xr.Dataset, dict[str, float]]:
+    """Block Krylov in one process (``block_krylov.shards = 1``): each pass's Q_p and H Q_p as
+    :func:`krylov_basis_store` and :func:`krylov_measure_store` write them, into ``scratch`` (an
+    existing folder the caller removes), then :func:`krylov_solve_store` with seed
+    ``block_krylov.seed + step``: the store the sharded passes give, bitwise. Returns as
+    :func:`krylov_solve_store`."""
+    krylov = eigen["block_krylov"]
+    if krylov["shards"] != 1:
+        raise ValueError(f"block Krylov in one process needs eigen.block_krylov.shards = 1, not {krylov['shards']}")
+    bases: list[Path] = []
+    images: list[list[Path]] = []
+    for p in range(krylov["passes"]):
+        basis, image = Path(scratch) / f"basis_pass={p}.zarr", Path(scratch) / f"image_pass={p}.zarr"
+        krylov_basis_store(eigen, operator.dim, step, bases, images[-1] if images else [], basis, attrs)
+        krylov_measure_store(operator, eigen, basis, 0, image, {**attrs, "krylov_pass": p})
+        bases.append(basis)
+        images.append([image])
+    return krylov_solve_store(operator, eigen, bases, images, krylov["seed"] + step, path, attrs)
+
+
 def krylov_solve_store(operator: CurvatureOperator, eigen: Mapping[str, Any], bases: Sequence[str | Path],
                        images: Sequence[Sequence[str | Path]], seed: int, path: str | Path,
                        attrs: Mapping[str, Any]) -> tuple[xr.Dataset, dict[str, float]]:
