@@ -58,7 +58,7 @@ def save_figure(fig: plt.Figure, stem: Path | str) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})
+    fig.savefig(paths[1], dpi=150, bbox_inches="tight", metadata={"CreationDate": None})  # dpi: rasterized parts
     plt.close(fig)
     return paths
 
@@ -710,7 +710,8 @@ def quadratic_well(ds: xr.Dataset) -> plt.Figure:
         for col, (radius, color) in enumerate(zip(radii, colors), start=1):
             ax = axes[row, col]
             prob = ds["success_probability"].sel(spectrum=spectrum, radius=radius)
-            mesh = ax.pcolormesh(_edges(d), _edges(np.log10(eps)), prob.values, cmap="Greys", vmin=0, vmax=1)
+            mesh = ax.pcolormesh(_edges(d), _edges(np.log10(eps)), prob.values, cmap="Greys", vmin=0, vmax=1,
+                                 rasterized=True)  # 50 x D cells: an image inside the PDF
             sim = ds["threshold_dimension"].sel(spectrum=spectrum, radius=radius).values
             bound = ds["threshold_bound"].sel(spectrum=spectrum, radius=radius).values
             for target in (ax, summary):
