@@ -413,12 +413,16 @@ class SubspaceResult:
     params: np.ndarray = field(repr=False)
 
 
-def _unflatten(model: nn.Module, w: torch.Tensor) -> dict[str, torch.Tensor]:
-    out, offset = {}, 0
-    for name, p in model.named_parameters():
-        out[name] = w[offset: offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return out
+def _unflattener(model: nn.Module) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """w (D,) -> {parameter name: view of w in that parameter's shape}, in ``named_parameters``
+    order (the layout of ``parameters_to_vector``); the names and shapes are read once."""
+    names, shapes = zip(*((name, p.shape) for name, p in model.named_parameters()))
+    sizes = [math.prod(shape) for shape in shapes]
+
+    def unflatten(w: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: part.view(shape) for name, part, shape in zip(names, torch.split(w, sizes), shapes)}
+
+    return unflatten
 
 
 def _finish(model: nn.Module, w: torch.Tensor, data: Data, settings: SubspaceSettings,
@@ -505,10 +509,11 @@ def train_in_subspace(model: nn.Module, offset: np.ndarray, basis: Basis, data: 
     basis = basis.to(device)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     theta = torch.zeros(basis.size, device=device, requires_grad=True)
+    unflatten = _unflattener(model)
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         w = base + basis.expand(theta)
-        return F.cross_entropy(functional_call(model, (_unflatten(model, w), buffers), (x,)), y)
+        return F.cross_entropy(functional_call(model, (unflatten(w), buffers), (x,)), y)
 
     losses = _adam(loss_of, [theta], data, settings, data_seed, label, progress)
     with torch.no_grad():

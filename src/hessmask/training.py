@@ -10,6 +10,7 @@ optimizer state, RNG states, position in the data order).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -77,8 +78,14 @@ def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> n
     """Indices of the training batch at ``step`` (a pure function of its arguments)."""
     per_epoch = steps_per_epoch(num_examples, batch_size)
     epoch, position = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    return order[position * batch_size: (position + 1) * batch_size]
+    return _epoch_order(seed, epoch, num_examples)[position * batch_size: (position + 1) * batch_size].copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    """The data order of one epoch, drawn once per epoch rather than once per step (callers copy
+    their slice, so the cached order is never written to)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
 def step_seed(seed: int, step: int, stream: int) -> int:
