@@ -318,7 +318,8 @@ def combine_curves(segments: list["xr.Dataset"]) -> "xr.Dataset":
     import xarray as xr
 
     segments = sorted(segments, key=lambda d: int(d["step"]))
-    batch_loss = xr.concat([s["batch_loss"] for s in segments], dim="train_step")
+    # each segment's scalar ``step`` coordinate is left out: the curves' own dimension is train_step
+    batch_loss = xr.concat([s["batch_loss"].drop_vars("step") for s in segments], dim="train_step")
     evals = xr.concat([s.drop_vars("batch_loss").drop_dims("train_step", errors="ignore")
                        for s in segments], dim="step")
     ds = xr.merge([batch_loss.to_dataset(), evals])
