@@ -30,12 +30,12 @@ import copy
 import logging
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jvp, vjp, vmap
 
+from hessmask.models import unflattener
 from hessmask.operators import LinearOperator
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,11 @@ class CurvatureOperator(LinearOperator):
         self.dtype = dtype
         # a copy: the caller's model keeps its dtype, device and train/eval mode
         self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval()
-        self.names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-        self.shapes = [p.shape for n, p in self.model.named_parameters() if p.requires_grad]
-        self.sizes = [int(np.prod(s)) for s in self.shapes]
-        self.dim = int(sum(self.sizes))
-        self.params = {n: p.detach() for n, p in self.model.named_parameters() if p.requires_grad}
-        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self._gradient_graph: torch.Tensor | None = None  # see HessianOperator
+        trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.dim = int(sum(p.numel() for _, p in trainable))
+        self.params = {n: p.detach() for n, p in trainable}
+        self._trainable = [p for _, p in trainable]
+        self._split = unflattener(trainable)
         self.buffers = {n: b for n, b in self.model.named_buffers()}
         self.inputs = inputs.to(device=self.device, dtype=dtype)
         self.labels = labels.to(self.device)
@@ -116,7 +114,7 @@ class CurvatureOperator(LinearOperator):
             RuntimeError: if ``flat`` does not have exactly D entries.
         Implements docs/science.md, section "Parameters".
         """
-        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.sizes), self.shapes)}
+        return self._split(flat)
 
     def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.model, (params, self.buffers), (x,))
@@ -159,6 +157,9 @@ class HessianOperator(CurvatureOperator):
 
     Implements docs/science.md, section "Settings table" ("Loss and Hessian").
     """
+
+    #: g with its graph, kept after the first product when there is one data chunk
+    _gradient_graph: torch.Tensor | None = None
 
     def _block_product(self, vectors: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         params = self._trainable

@@ -41,6 +41,7 @@ from torch.func import functional_call
 
 from hessmask.jobs import track
 from hessmask.masks import magnitude_mask
+from hessmask.models import unflattener
 from hessmask.training import (
     Checkpoint,
     Data,
@@ -413,18 +414,6 @@ class SubspaceResult:
     params: np.ndarray = field(repr=False)
 
 
-def _unflattener(model: nn.Module) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
-    """w (D,) -> {parameter name: view of w in that parameter's shape}, in ``named_parameters``
-    order (the layout of ``parameters_to_vector``); the names and shapes are read once."""
-    names, shapes = zip(*((name, p.shape) for name, p in model.named_parameters()))
-    sizes = [math.prod(shape) for shape in shapes]
-
-    def unflatten(w: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: part.view(shape) for name, part, shape in zip(names, torch.split(w, sizes), shapes)}
-
-    return unflatten
-
-
 def _finish(model: nn.Module, w: torch.Tensor, data: Data, settings: SubspaceSettings,
             losses: np.ndarray) -> SubspaceResult:
     with torch.no_grad():
@@ -509,7 +498,7 @@ def train_in_subspace(model: nn.Module, offset: np.ndarray, basis: Basis, data: 
     basis = basis.to(device)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     theta = torch.zeros(basis.size, device=device, requires_grad=True)
-    unflatten = _unflattener(model)
+    unflatten = unflattener(model.named_parameters())
 
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         w = base + basis.expand(theta)

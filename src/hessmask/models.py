@@ -13,7 +13,7 @@ gives bitwise the same network. Run ``python -m hessmask.models`` for the parame
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -205,6 +205,20 @@ def build_model(name: str, seed: int, classes: int | None = None) -> nn.Module:
 def num_parameters(model: nn.Module) -> int:
     """D: the number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def unflattener(named: Iterable[tuple[str, torch.Tensor]]) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """flat (D,) -> {name: view of flat in that parameter's shape}, for the given (name, parameter)
+    pairs in their order (the layout of ``parameters_to_vector`` over them); names and shapes are
+    read once, and each call is one ``torch.split`` (no copy). A flat vector of another length
+    raises RuntimeError."""
+    names, shapes = zip(*((name, p.shape) for name, p in named))
+    sizes = [int(np.prod(shape)) for shape in shapes]
+
+    def unflatten(flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: part.view(shape) for name, part, shape in zip(names, torch.split(flat, sizes), shapes)}
+
+    return unflatten
 
 
 #: parameter groups a magnitude mask can leave out (config key masks.exclude)
