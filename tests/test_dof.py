@@ -86,6 +86,53 @@ def test_bases_match_their_matrices_and_keep_orthonormality(rng):
         S.CoordinateBasis(torch.tensor([1, 1]), dim)
 
 
+def test_dense_basis_products_and_gradient_match_the_dense_reference(rng):
+    columns = torch.from_numpy(rng.standard_normal((300, 40)).astype(np.float32))
+    theta = torch.from_numpy(rng.standard_normal(40).astype(np.float32)).requires_grad_()
+    weights = torch.from_numpy(rng.standard_normal(300).astype(np.float32))
+    (S.DenseBasis(columns).expand(theta) * weights).sum().backward()
+    a = columns.double().numpy()
+    expanded = S.DenseBasis(columns).expand(theta.detach()).numpy()
+    np.testing.assert_allclose(expanded, a @ theta.detach().double().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(theta.grad.numpy(), a.T @ weights.double().numpy(), rtol=1e-5, atol=1e-5)
+
+
+class _Tied(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = torch.nn.Linear(4, 4), torch.nn.Linear(4, 3)
+        self.again = torch.nn.Linear(4, 4)
+        self.again.weight = self.first.weight  # tied: one parameter, two modules
+
+    def forward(self, x):
+        return self.second(torch.tanh(self.again(torch.tanh(self.first(x)))))
+
+
+@pytest.mark.parametrize("make", [tiny_model, _Tied])
+def test_parameters_as_views_is_functional_call_and_restores_the_model(make):
+    from torch.func import functional_call
+
+    from hessmask.models import unflattener
+
+    torch.manual_seed(0)
+    model = make()
+    before = {name: (p, p.detach().clone()) for name, p in model.named_parameters()}
+    x = torch.randn(5, 1, 16, 16) if make is tiny_model else torch.randn(5, 4)
+    w = torch.randn(sum(p.numel() for p in model.parameters()), requires_grad=True)
+    reference = functional_call(model, unflattener(model.named_parameters())(w), (x,))
+    (grad_ref,) = torch.autograd.grad(reference.square().sum(), w)
+    with S.parameters_as_views(model) as assign:
+        assign(w)
+        out = model(x)
+        assert not list(model.parameters())
+    (grad,) = torch.autograd.grad(out.square().sum(), w)
+    assert torch.equal(out, reference) and torch.equal(grad, grad_ref)
+    after = dict(model.named_parameters())
+    assert after.keys() == before.keys()
+    for name, (param, value) in before.items():
+        assert after[name] is param and torch.equal(param, value)  # the same objects, unchanged
+
+
 def test_trajectory_components_are_the_top_singular_directions(rng):
     steps = rng.standard_normal((30, 50)) * np.geomspace(10, 0.1, 50)
     comps, singular = S.trajectory_components(steps, 4)
