@@ -406,6 +406,24 @@ def experiment_eigen_keys(wildcards):
     return [(method, split, step) for split, step in eigen_jobs(exp) for method in eigen_methods(exp, step)]
 
 
+def method_eigen_keys(wildcards):
+    """(method, split, step) of every eigen store of one method (``wildcards.method``)."""
+    return [key for key in experiment_eigen_keys(wildcards) if key[0] == wildcards.method]
+
+
+def method_eigen_stores(wildcards):
+    """The eigen stores of one method, in the order of ``method_eigen_keys``."""
+    return [eigen_store(wildcards.experiment, *key) for key in method_eigen_keys(wildcards)]
+
+
+def eigenspace_pair_stores(wildcards):
+    """One eigenspace-pairs store per eigen method of the experiment."""
+    return [
+        results(wildcards.experiment, "metrics", "eigenspace_pairs", f"{method}.zarr")
+        for method in eigen_methods(experiment(wildcards))
+    ]
+
+
 def experiment_targets():
     targets = []
     for name, exp in EXPERIMENTS.items():
@@ -457,7 +475,7 @@ def figure_outputs(ext):
 # ---------------------------------------------------------------- degrees of freedom
 
 from hessmask.config import dof_hessian_k, dof_levels  # noqa: E402
-from hessmask.dof import METHODS as DOF_METHODS  # noqa: E402
+from hessmask.dof_methods import METHODS as DOF_METHODS  # noqa: E402
 from hessmask.dof import chunk_grid, chunk_runs, job_settings, main_offset_steps, method_inputs  # noqa: E402
 
 DOF_FIGURES = {

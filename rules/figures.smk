@@ -25,6 +25,8 @@ rule experiment_figures:
     log:
         results("logs", "experiment_figures", "{experiment}.log"),
     localrule: True
+    # figures are drawn in this many forked processes (hessmask.plots.save_figures)
+    threads: 2
     conda:
         "../envs/cpu.yaml"
     params:

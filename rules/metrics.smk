@@ -34,6 +34,35 @@ rule step_metrics:
         "../scripts/step_metrics.py"
 
 
+rule eigenspace_pairs:
+    """One method's top-k eigenspace overlaps between record steps and between the train and test
+    Hessians, for every rho (streamed over row chunks); a job of its own so that it runs as soon as
+    that method's stores exist, not at the end of the DAG."""
+    input:
+        eigen=method_eigen_stores,
+    output:
+        directory(results("{experiment}", "metrics", "eigenspace_pairs", "{method}.zarr")),
+    log:
+        results("logs", "eigenspace_pairs", "{experiment}", "{method}.log"),
+    benchmark:
+        results("benchmarks", "rules", "eigenspace_pairs", "{experiment}", "{method}.tsv")
+    wildcard_constraints:
+        method="|".join(EIGEN_METHODS),
+    conda:
+        "../envs/cpu.yaml"
+    resources:
+        **cluster("cpu"),
+        mem_mb=memory("eigen_mem_mb"),
+        runtime=60,
+    params:
+        eigen_keys=method_eigen_keys,
+        rho=experiment_key("masks", "rho"),
+        row_chunk=experiment_key("eigen", "row_chunk"),
+        model=experiment_key("model"),
+    script:
+        "../scripts/eigenspace_pairs.py"
+
+
 rule metrics_aggregate:
     """metrics.zarr: per-step metrics stacked over (split, step), eigenspace overlaps between steps,
     and summary.md comparing exact and sketched overlap."""
@@ -41,6 +70,7 @@ rule metrics_aggregate:
         metrics=lambda wc: [
             results(wc.experiment, "metrics", split, f"step={step}.zarr") for split, step in eigen_jobs(experiment(wc))
         ],
+        pairs=eigenspace_pair_stores,
         eigen=experiment_eigen_stores,
     output:
         store=directory(results("{experiment}", "metrics.zarr")),

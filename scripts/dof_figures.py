@@ -16,6 +16,5 @@ figures = {
     "compression_png": lambda: plots.dof_compression(ds, f"Accuracy vs compression ratio ({name})"),
     "start_step_png": lambda: plots.dof_start_step(ds, f"Threshold dimension d* against the start step t ({name})"),
 }
-for key, make in figures.items():
-    plots.save_figure(make(), Path(sm.output[key]).with_suffix(""))
-    log.info("figure %s", key)
+plots.save_figures({key: (make, Path(sm.output[key]).with_suffix("")) for key, make in figures.items()},
+                   workers=sm.threads, done=lambda key: log.info("figure %s", key))

@@ -29,6 +29,5 @@ figures = {
     "runtime_breakdown": lambda: plots.runtime_breakdown(timings,
                                                          f"SEIGH runtime by phase ({sm.wildcards.experiment})"),
 }
-for name, make in figures.items():
-    plots.save_figure(make(), Path(sm.output[f"{name}_png"]).with_suffix(""))
-    log.info("figure %s", name)
+plots.save_figures({name: (make, Path(sm.output[f"{name}_png"]).with_suffix("")) for name, make in figures.items()},
+                   workers=sm.threads, done=lambda name: log.info("figure %s", name))

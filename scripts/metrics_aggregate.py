@@ -1,4 +1,4 @@
-"""Rule metrics_aggregate: per-step metrics and eigen stores -> metrics.zarr and summary.md."""
+"""Rule metrics_aggregate: per-step metrics, eigenspace pairs and eigen stores -> metrics.zarr and summary.md."""
 
 from pathlib import Path
 
@@ -9,7 +9,6 @@ from hessmask.jobs import setup_logging
 from hessmask.masks import k_of_rho
 from hessmask.metrics import (
     combine_metrics,
-    eigenspace_pairs,
     sketch_diagnostics,
     sketch_quality,
     solver_costs,
@@ -23,8 +22,9 @@ dim = MODEL_DIMS[sm.params.model]
 jobs = [tuple(job) for job in sm.params.jobs]
 per_step = {job: open_dataset(path) for job, path in zip(jobs, sm.input.metrics)}
 stores = {tuple(key): open_dataset(path, load=False) for key, path in zip(sm.params.eigen_keys, sm.input.eigen)}
-ds = xr.merge([combine_metrics(per_step, dim), eigenspace_pairs(stores, sm.params.rho, dim, sm.params.row_chunk),
-               solver_costs(stores)], combine_attrs="override", join="outer", compat="no_conflicts")
+pairs = xr.concat([open_dataset(path) for path in sm.input.pairs], dim="method")
+ds = xr.merge([combine_metrics(per_step, dim), pairs, solver_costs(stores)], combine_attrs="override", join="outer",
+              compat="no_conflicts")
 ds.attrs = {**provenance({"rho": sm.params.rho}), "D": dim}
 write_dataset(ds, sm.output.store)
 rho = sm.params.metrics["summary_rho"]

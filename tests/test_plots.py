@@ -199,3 +199,33 @@ def test_quadratic_well_figure():
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[:4] == ["bimodal spectrum", "R = 1", "R = 3", "d*: simulated (solid), bound (dashed)"]
     assert len(fig.axes) == 2 * 4 + 1  # panels and the colorbar
+
+
+def _line_figure(scale):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(10) * scale)
+    ax.set_title(f"scale {scale}")
+    return fig
+
+
+def test_save_figures_in_forked_workers_writes_the_serial_files(tmp_path):
+    figures = {f"f{i}": (lambda i=i: _line_figure(i), tmp_path / "{}" / f"f{i}") for i in range(3)}
+    written = {}
+    for workers in (1, 2):
+        done = []
+        plots.save_figures({name: (make, str(stem).format(workers)) for name, (make, stem) in figures.items()},
+                           workers=workers, done=done.append)
+        assert sorted(done) == ["f0", "f1", "f2"]
+        written[workers] = {p.name: p.read_bytes() for p in (tmp_path / str(workers)).iterdir()}
+    assert len(written[1]) == 6 and written[1] == written[2]  # PNG and PDF of each, the same bytes
+
+
+def test_save_figures_reports_a_failing_figure(tmp_path):
+    def broken():
+        raise ValueError("no such variable: kappa")
+
+    with pytest.raises(ValueError, match="kappa"):
+        plots.save_figures({"a": (lambda: _line_figure(1), tmp_path / "a"), "b": (broken, tmp_path / "b")},
+                           workers=2)

@@ -102,7 +102,7 @@ def test_every_job_ran_on_slurm(slurm_run):
     # all non-local rules went through sbatch
     assert jobs == {"train_segment": 2, "eigen_exact": 2, "eigen_measure": 4, "eigen_solve": 2,
                     "eigen_krylov": 2,
-                    "step_metrics": 2, "metrics_aggregate": 1}
+                    "step_metrics": 2, "eigenspace_pairs": 3, "metrics_aggregate": 1}
     logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert logs, "no SLURM job logs"
 

@@ -192,6 +192,7 @@ def test_krylov_change_reruns_only_krylov_and_metrics(synthetic_run, tmp_path):
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      block_krylov: {passes: 4}\n"))
     assert jobs.pop("eigen_krylov_basis") == 8 and jobs.pop("eigen_krylov_measure") == 16  # 2 splits x 4 passes
     assert jobs.pop("eigen_krylov_solve") == 2 and jobs.pop("step_metrics") == 2
+    assert jobs.pop("eigenspace_pairs") == 1  # block Krylov's; the other methods' overlaps stand
     assert set(jobs) <= {"metrics_aggregate", "experiment_figures", "all"}
 
 
@@ -276,6 +277,7 @@ def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      sketch: {seed: 7}\n"))
     assert jobs["eigen_measure"] == 12 and jobs["eigen_solve"] == 6 and jobs["step_metrics"] == 6
+    assert jobs["eigenspace_pairs"] == 1  # SEIGH's only
     assert "train_segment" not in jobs and "eigen_exact" not in jobs
 
 
@@ -284,6 +286,7 @@ def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 8]\n"))
     assert jobs.pop("eigen_exact") == 2 and jobs.pop("eigen_solve") == 2 and jobs.pop("eigen_measure") == 4
     assert jobs.pop("step_metrics") == 2  # block Krylov runs only at its own steps (eigen.block_krylov.steps)
+    assert jobs.pop("eigenspace_pairs") == 2  # exact and SEIGH, not block Krylov
     assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves",
                          "experiment_figures", "all"}
 

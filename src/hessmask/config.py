@@ -87,7 +87,7 @@ def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
     """The config schema, with the lists that the library owns filled in: the subspace methods of
     ``experiments.<name>.dof.methods`` (allowed values and default) are :data:`hessmask.dof.METHODS`,
     the test matrices of ``experiments.<name>.eigen.sketch.kind`` are :data:`hessmask.sketch.KINDS`."""
-    from hessmask.dof import METHODS
+    from hessmask.dof_methods import METHODS
     from hessmask.sketch import KINDS
 
     with open(path) as fh:

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from hessmask.dof_methods import METHOD_LABELS, METHODS, PER_RUN_INIT_METHODS, START_STEP_METHODS  # noqa: F401
 from hessmask.jobs import track
 from hessmask.masks import magnitude_mask
 from hessmask.training import (
@@ -58,26 +59,6 @@ if TYPE_CHECKING:
     import xarray as xr
 
 log = logging.getLogger(__name__)
-
-#: The subspace methods: the one list the config schema, the rules, the stores and the figures use.
-METHODS = ("random_affine", "burn_in", "lottery_subspace", "lottery_ticket", "hessian_topd", "mask_topd")
-#: Methods whose offset is w_t at a start step t (``dof.start_step``, swept over ``dof.start_steps``).
-START_STEP_METHODS = ("burn_in", "hessian_topd", "mask_topd")
-#: Methods that draw a fresh w_0 per run under ``dof.init: per_run`` (seed 004 section 2: the success
-#: probability is over the random subspace *and* the random initialization). The other methods are
-#: functions of one full training trajectory and stay conditioned on the experiment's w_0.
-PER_RUN_INIT_METHODS = ("random_affine", "burn_in")
-
-#: What each method's subspace is, for stores and figure legends.
-METHOD_LABELS = {
-    "random_affine": "random affine (t = 0)",
-    "burn_in": "burn-in affine",
-    "lottery_subspace": "lottery subspace",
-    "lottery_ticket": "lottery ticket",
-    "hessian_topd": "top-d Hessian eigenspace",
-    "mask_topd": "top-d magnitude mask",
-}
-
 
 # ----------------------------------------------------------------------------- bases
 

@@ -7,7 +7,7 @@ seaborn's "whitegrid" with the colorblind palette, so figures read the same on p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from hessmask.dof import METHOD_LABELS as DOF_LABELS  # noqa: E402
-from hessmask.dof import METHODS as DOF_METHODS  # noqa: E402
-from hessmask.dof import START_STEP_METHODS as DOF_START_STEP_METHODS  # noqa: E402
+from hessmask.dof_methods import METHOD_LABELS as DOF_LABELS  # noqa: E402
+from hessmask.dof_methods import METHODS as DOF_METHODS  # noqa: E402
+from hessmask.dof_methods import START_STEP_METHODS as DOF_START_STEP_METHODS  # noqa: E402
 
 METRIC_LABELS = {
     "geodesic": "geodesic",
@@ -61,6 +61,43 @@ def save_figure(fig: plt.Figure, stem: Path | str) -> list[Path]:
     fig.savefig(paths[1], dpi=150, bbox_inches="tight", metadata={"CreationDate": None})  # dpi: rasterized parts
     plt.close(fig)
     return paths
+
+
+#: the figures ``save_figures`` hands to its forked workers (set before the fork, read in the children)
+_PENDING: dict[str, tuple[Callable[[], plt.Figure], Path]] = {}
+
+
+def _render(name: str) -> str:
+    make, stem = _PENDING[name]
+    save_figure(make(), stem)
+    return name
+
+
+def save_figures(figures: Mapping[str, tuple[Callable[[], plt.Figure], Path | str]], workers: int = 1,
+                 done: Callable[[str], None] | None = None) -> None:
+    """Make and save every figure (``save_figure``): ``figures`` maps a name to (a function making
+    the figure, its stem). With ``workers`` > 1 they are drawn in that many forked processes, which
+    inherit the loaded data (drawing and writing, not reading, is a figure job's time); ``done(name)``
+    is called as each one is written. A figure that fails raises here, naming nothing else."""
+    names = list(figures)
+    workers = max(1, min(int(workers), len(names)))
+    if workers == 1:
+        for name in names:
+            save_figure(figures[name][0](), figures[name][1])
+            if done:
+                done(name)
+        return
+    import multiprocessing
+
+    _PENDING.clear()
+    _PENDING.update({name: (make, Path(stem)) for name, (make, stem) in figures.items()})
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for name in pool.imap_unordered(_render, names):
+                if done:
+                    done(name)
+    finally:
+        _PENDING.clear()
 
 
 def _panel_grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.4, 2.7)):
