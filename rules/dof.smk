@@ -137,10 +137,10 @@ rule dof_figures:
     wildcard_constraints:
         experiment="|".join(DOF_EXPERIMENTS) or "(?!)",  # never results/dof/quadratic_well.zarr
     localrule: True
-    # figures are drawn in this many forked processes (hessmask.plots.save_figures)
-    threads: 2
     conda:
         "../envs/cpu.yaml"
+    # figures are drawn in this many forked processes (hessmask.plots.save_figures)
+    threads: 2
     script:
         "../scripts/dof_figures.py"
 

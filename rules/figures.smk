@@ -25,10 +25,10 @@ rule experiment_figures:
     log:
         results("logs", "experiment_figures", "{experiment}.log"),
     localrule: True
-    # figures are drawn in this many forked processes (hessmask.plots.save_figures)
-    threads: 2
     conda:
         "../envs/cpu.yaml"
+    # figures are drawn in this many forked processes (hessmask.plots.save_figures)
+    threads: 2
     params:
         jobs=from_experiment(eigen_jobs),
         rho=experiment_key("metrics", "summary_rho"),
