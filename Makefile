@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python benchmarks/eigensolvers.py
 	$(BIN)/python benchmarks/transforms.py
+	$(BIN)/python benchmarks/subspace_training.py
 
 bench-memory: install
 	$(BIN)/python benchmarks/memory.py --paper-run
