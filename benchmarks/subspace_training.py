@@ -13,7 +13,7 @@ thread:
 - ``views_bitwise``: the loss curve with ``parameters_as_views`` and torch's products equals the
   ``functional_call`` curve bit for bit (the replacement changes speed, not arithmetic).
 
-Run: ``python benchmarks/subspace_training.py`` (part of ``make bench``). Timings are the best of 3.
+Run: ``python benchmarks/subspace_training.py`` (part of ``make bench``). Timings are the best of 3 (timing.best).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +32,11 @@ from torch.func import functional_call
 from hessmask import dof
 from hessmask.data import TensorData, synthetic_splits
 from hessmask.models import build_model, unflattener
+from timing import best
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "subspace_training.json"
 SETTINGS = dof.SubspaceSettings(steps=150, batch_size=128, lr=0.05)
-REPEAT = 3
-
-
-def best(fn, repeat: int = REPEAT) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def matvec(dim: int, d: int) -> dict:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
@@ -35,6 +34,7 @@ from hessmask.data import TensorData, synthetic_splits
 from hessmask.eigen_stores import hessian_operator
 from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
 from hessmask.training import TrainSettings, initial_checkpoint
+from timing import best
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "transforms.json"
@@ -43,15 +43,6 @@ BLOCKS = {"3c3d": 16, "allcnnc": 16, "resnet18": 4}
 INNER = {"3c3d": 2000, "allcnnc": 2000, "resnet18": 3000}
 #: the test matrices the paper overlays use
 STUDY_KIND = "sparse_sign"
-
-
-def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def test_matrices(kind: str, rows: int, dim: int):
