@@ -78,7 +78,8 @@ def save_figures(figures: Mapping[str, tuple[Callable[[], plt.Figure], Path | st
     """Make and save every figure (``save_figure``): ``figures`` maps a name to (a function making
     the figure, its stem). With ``workers`` > 1 they are drawn in that many forked processes, which
     inherit the loaded data (drawing and writing, not reading, is a figure job's time); ``done(name)``
-    is called as each one is written. A figure that fails raises here, naming nothing else."""
+    is called as each one is written. A figure that fails raises its error here, with the worker's
+    traceback attached, and the other workers are stopped."""
     names = list(figures)
     workers = max(1, min(int(workers), len(names)))
     if workers == 1:
