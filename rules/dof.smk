@@ -49,6 +49,9 @@ rule dof_chunk:
         t=r"\d+",
         d=r"\d+(_\d+)*",
         chunk=r"\d+",
+    # after training, eigen and synthetic jobs, before the short per-step metrics and aggregates:
+    # long jobs first, so that short ones fill the cores at the end of the DAG
+    priority: 20
     conda:
         conda_env("dof")
     threads: job_threads("dof")
