@@ -43,6 +43,7 @@ from torch import nn
 from hessmask.dof_methods import METHOD_LABELS, METHODS, PER_RUN_INIT_METHODS, START_STEP_METHODS  # noqa: F401
 from hessmask.jobs import track
 from hessmask.masks import magnitude_mask
+from hessmask.models import unflattener
 from hessmask.training import (
     Checkpoint,
     Data,
@@ -498,26 +499,24 @@ def parameters_as_views(model: nn.Module) -> Iterator[Callable[[torch.Tensor], N
     ``torch.func.functional_call(model, unflatten(w), x)`` at a fraction of its per-call cost, which
     dominated small subspace-training steps. Tied parameters get the same view in every module.
     """
-    order = {id(p): i for i, (_, p) in enumerate(model.named_parameters())}
-    slots = [(module, name, param) for module in model.modules() for name, param in module._parameters.items()
-             if param is not None]
-    shapes = [p.shape for _, p in model.named_parameters()]
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    index = [order[id(param)] for _, _, param in slots]
-    for module, name, _ in slots:
-        del module._parameters[name]
+    unflatten = unflattener(model.named_parameters())
+    owner = {id(p): name for name, p in model.named_parameters()}  # a tied parameter's first name
+    slots = [(module, attr, param, owner[id(param)]) for module in model.modules()
+             for attr, param in module._parameters.items() if param is not None]
+    for module, attr, _, _ in slots:
+        del module._parameters[attr]
 
     def assign(flat: torch.Tensor) -> None:
-        views = [part.view(shape) for part, shape in zip(torch.split(flat, sizes), shapes)]
-        for (module, name, _), i in zip(slots, index):
-            module.__dict__[name] = views[i]
+        views = unflatten(flat)
+        for module, attr, _, name in slots:
+            module.__dict__[attr] = views[name]
 
     try:
         yield assign
     finally:
-        for module, name, param in slots:
-            module.__dict__.pop(name, None)
-            module._parameters[name] = param
+        for module, attr, param, _ in slots:
+            module.__dict__.pop(attr, None)
+            module._parameters[attr] = param
 
 
 def train_in_subspace(model: nn.Module, offset: np.ndarray, basis: Basis, data: Data,
