@@ -126,6 +126,32 @@ def test_dense_top_eigh_matches_a_full_eigh(k):
     np.testing.assert_allclose(matrix @ vectors, vectors * values, atol=1e-11)
 
 
+@pytest.mark.parametrize("k", [1, 20, 40, 45, 50])
+def test_dense_top_eigh_deflates_zero_rows(k, monkeypatch):
+    """Zero rows are split off exactly: the same spectrum (their zeros included) and top pairs as
+    the whole matrix, the kept vectors zero on those rows. At k = 45 and 50 a kept eigenvalue is 0
+    (40 nonzero eigenvalues; 0 to rounding in the 45 live rows): the whole matrix is solved."""
+    rng = np.random.default_rng(1)
+    live = np.sort(rng.choice(60, 45, replace=False))
+    basis, _ = np.linalg.qr(rng.standard_normal((45, 45)))
+    lam = np.concatenate([[2.0, -1.9], rng.uniform(-1.5, 1.5, 38), np.zeros(5)])  # rank 40
+    matrix = np.zeros((60, 60))
+    matrix[np.ix_(live, live)] = (basis * lam) @ basis.T
+    matrix = (matrix + matrix.T) / 2
+    calls = []
+    real = E._top_eigh
+    monkeypatch.setattr(E, "_top_eigh", lambda m, k, overwrite: calls.append(m.shape[0]) or real(m, k, overwrite))
+    spectrum, values, vectors = E.dense_top_eigh(matrix, k)
+    full_values, full_vectors = np.linalg.eigh(matrix)
+    np.testing.assert_allclose(spectrum, full_values, atol=1e-12)
+    np.testing.assert_allclose(values, E._sort_top(full_values, full_vectors, k)[0], atol=1e-12)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-12)
+    np.testing.assert_allclose(matrix @ vectors, vectors * values, atol=1e-11)
+    assert calls == {45: [45, 60], 50: [60]}.get(k, [45])
+    if k <= 40:
+        assert not vectors[np.setdiff1d(np.arange(60), live)].any()
+
+
 @pytest.mark.parametrize("kind", ["low_rank", "outliers", "decay"])
 def test_exact_agrees_with_torch(kind):
     matrix, lam, _ = spectrum_matrix(kind)

@@ -216,6 +216,16 @@ PARTIAL_EIGH_BELOW = 0.5
 def dense_top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every eigenvalue of a dense symmetric float64 matrix and the k eigenpairs of largest |lambda|.
 
+    Exact zero rows (and their columns) are deflated first: a coordinate whose row is zero is an
+    eigenvector with eigenvalue exactly 0, so the solve runs on the matrix of the other coordinates
+    and the zeros are added to the spectrum. A Hessian has such rows wherever a parameter never
+    reaches the loss on the subset: weights from input pixels that are zero in every sample, units
+    no sample activates. On the default MLP 480 of 7030 rows are zero at step 40 (the reduction,
+    O(D^3), is then about 20 % cheaper). When a kept eigenvalue is 0 to rounding (|lambda| <=
+    D eps max|lambda|: k above the number of nonzero eigenvalues), the kept vectors are a choice
+    within the zero eigenspace, which the deflated rows belong to, so the whole matrix is solved as
+    it is, and the choice is LAPACK's, as without the deflation.
+
     For k < ``PARTIAL_EIGH_BELOW`` D, LAPACK's stages are run separately so that only the kept
     eigenvectors are computed: the Householder tridiagonalization Q^T A Q = T (``dsytrd``), all
     eigenvalues of T (``scipy.linalg.eigh_tridiagonal``, O(D^2)), the eigenvectors of T at the kept
@@ -238,33 +248,48 @@ def dense_top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
     from threadpoolctl import threadpool_limits
 
     dim = matrix.shape[0]
+    live = np.flatnonzero(matrix.any(axis=0) | matrix.any(axis=1))
     with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
-        if k >= PARTIAL_EIGH_BELOW * dim:
-            spectrum, vectors = np.linalg.eigh(matrix)
-            values, vectors = _sort_top(spectrum, vectors, k)
-            return spectrum, values, vectors
-        reduced, diagonal, offdiagonal, tau, info = scipy.linalg.lapack.dsytrd(matrix, lower=1)
-        if info != 0:
-            raise SolverError(f"the tridiagonal reduction failed (LAPACK dsytrd info = {info})")
-        spectrum = scipy.linalg.eigh_tridiagonal(diagonal, offdiagonal, eigvals_only=True)
-        order = np.argsort(-np.abs(spectrum), kind="stable")[:k]
-        negative = order[spectrum[order] < 0]
-        positive = order[spectrum[order] >= 0]
-        # the kept indices are a prefix (most negative) and a suffix (largest) of the ascending
-        # spectrum, up to ties: compute the enclosing index ranges and pick the kept columns
-        ranges = [(0, int(negative.max())) if negative.size else None,
-                  (int(positive.min()), dim - 1) if positive.size else None]
-        columns, index = [], []
-        for bounds in filter(None, ranges):
-            _, z = scipy.linalg.eigh_tridiagonal(diagonal, offdiagonal, select="i", select_range=bounds,
-                                                 lapack_driver="stemr")
-            columns.append(z)
-            index.append(np.arange(bounds[0], bounds[1] + 1))
-        z = np.concatenate(columns, axis=1)[:, np.searchsorted(np.concatenate(index), order)]  # ascending, disjoint
-        vectors = np.array(z, order="F")
-        if dim > 1:  # Q = H_1 ... H_{D-1}, the reflectors below the subdiagonal (dormtr, lower)
-            vectors[1:] = scipy.linalg.lapack.dormqr("L", "N", reduced[1:, : dim - 1], tau[: dim - 1],
-                                                     vectors[1:], lwork=max(1, 64 * k))[0]
+        if k <= live.size < dim:
+            # the copy is symmetric: its transpose is the Fortran-ordered array LAPACK overwrites
+            spectrum, values, vectors = _top_eigh(matrix[np.ix_(live, live)].T, k, overwrite=True)
+            if abs(values[-1]) > dim * np.finfo(np.float64).eps * np.abs(spectrum).max():
+                full = np.zeros((dim, k))
+                full[live] = vectors
+                return np.sort(np.concatenate([spectrum, np.zeros(dim - live.size)])), values, full
+        return _top_eigh(matrix, k, overwrite=False)
+
+
+def _top_eigh(matrix: np.ndarray, k: int, overwrite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``dense_top_eigh`` without the deflation; ``overwrite``: ``matrix`` may be destroyed."""
+    dim = matrix.shape[0]
+    if k >= PARTIAL_EIGH_BELOW * dim:
+        spectrum, vectors = np.linalg.eigh(matrix)
+        values, vectors = _sort_top(spectrum, vectors, k)
+        return spectrum, values, vectors
+    reduced, diagonal, offdiagonal, tau, info = scipy.linalg.lapack.dsytrd(matrix, lower=1,
+                                                                          overwrite_a=int(overwrite))
+    if info != 0:
+        raise SolverError(f"the tridiagonal reduction failed (LAPACK dsytrd info = {info})")
+    spectrum = scipy.linalg.eigh_tridiagonal(diagonal, offdiagonal, eigvals_only=True)
+    order = np.argsort(-np.abs(spectrum), kind="stable")[:k]
+    negative = order[spectrum[order] < 0]
+    positive = order[spectrum[order] >= 0]
+    # the kept indices are a prefix (most negative) and a suffix (largest) of the ascending
+    # spectrum, up to ties: compute the enclosing index ranges and pick the kept columns
+    ranges = [(0, int(negative.max())) if negative.size else None,
+              (int(positive.min()), dim - 1) if positive.size else None]
+    columns, index = [], []
+    for bounds in filter(None, ranges):
+        _, z = scipy.linalg.eigh_tridiagonal(diagonal, offdiagonal, select="i", select_range=bounds,
+                                             lapack_driver="stemr")
+        columns.append(z)
+        index.append(np.arange(bounds[0], bounds[1] + 1))
+    z = np.concatenate(columns, axis=1)[:, np.searchsorted(np.concatenate(index), order)]  # ascending, disjoint
+    vectors = np.array(z, order="F")
+    if dim > 1:  # Q = H_1 ... H_{D-1}, the reflectors below the subdiagonal (dormtr, lower)
+        vectors[1:] = scipy.linalg.lapack.dormqr("L", "N", reduced[1:, : dim - 1], tau[: dim - 1],
+                                                 vectors[1:], lwork=max(1, 64 * k))[0]
     return spectrum, spectrum[order], vectors
 
 
