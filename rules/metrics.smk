@@ -3,9 +3,10 @@
 
 
 rule step_metrics:
-    """Overlap for every k, random-mask baselines, the seven metrics at each rho, spectrum stats."""
+    """Overlap for every k, random-mask baselines, the seven metrics at each rho, spectrum stats.
+    theta comes from the training segment's store, not the checkpoint, so the job starts without torch."""
     input:
-        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
+        segment=results("{experiment}", "train", "segment_step={step}.zarr"),
         eigen=step_eigen_stores,
     output:
         directory(results("{experiment}", "metrics", "{split}", "step={step}.zarr")),

@@ -1,8 +1,7 @@
 """Rule mask_statistics: params.zarr -> masks.zarr (kappa per step and rho, IoU between record steps)."""
 
-from hessmask.jobs import setup_logging
+from hessmask.jobs import excluded_parameters, setup_logging
 from hessmask.masks import mask_statistics
-from hessmask.models import excluded_parameters
 from hessmask.store import open_dataset, provenance, write_dataset
 
 sm = snakemake  # noqa: F821 (Snakemake global)

@@ -261,3 +261,36 @@ def test_metrics_list_methods_in_one_order_whatever_ran_at_each_step():
     combined = metrics.combine_metrics(per_step, 10)
     assert list(combined["method"].values) == ["exact", "seigh", "block_krylov"]
     assert np.isnan(combined["overlap"].sel({"method": "exact", "step": 5})).all()
+
+
+def test_store_reading_jobs_never_import_torch(tmp_path):
+    """The per-step metrics, eigenspace pairs, aggregate and mask statistics jobs only read stores:
+    their imports and their work run without torch (about 1.4 s of each such job)."""
+    import subprocess
+    import sys
+
+    program = """
+import sys
+import numpy as np, xarray as xr
+from hessmask.config import MODEL_DIMS
+from hessmask.jobs import excluded_parameters, setup_logging
+from hessmask.masks import k_of_rho, mask_statistics
+from hessmask.metrics import eigenspace_pairs, step_metrics
+from hessmask.store import open_dataset, provenance, write_dataset
+
+rng = np.random.default_rng(0)
+def store(seed):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((200, 20)))
+    return xr.Dataset({"eigenvalues": (("eigenpair",), np.linspace(9, 1, 20)),
+                       "eigenvectors": (("param", "eigenpair"), q.astype(np.float32))})
+stores = {"exact": store(1), "seigh": store(2)}
+write_dataset(step_metrics(rng.standard_normal(200), stores, [0.05], 3, 0, row_chunk=64,
+                           excluded=excluded_parameters("mlp", [], 10)), sys.argv[1] + "/m.zarr")
+pairs = eigenspace_pairs({("exact", "train", 0): store(1), ("exact", "train", 5): store(3)}, [0.05], 200, 64)
+params = xr.DataArray(rng.standard_normal((2, 200)), dims=("step", "param"), coords={"step": [0, 5]})
+mask_statistics(params, [0.05])
+open_dataset(sys.argv[1] + "/m.zarr")
+print(sorted(m for m in sys.modules if m.split(".")[0] == "torch")[:3])
+"""
+    out = subprocess.run([sys.executable, "-c", program, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -85,6 +85,10 @@ def test_run_segment_and_curves(tmp_path):
     params = params_dataset(paths)
     assert params["params"].dims == ("step", "param") and params.sizes["param"] == 7030
     np.testing.assert_array_equal(params["params"].sel(step=4).values, c4.parameters())
+    # each segment store carries theta at its end step, bitwise, for the jobs that run without torch
+    for segment, checkpoint in ((s0, c0), (s4, c4), (s8, c8)):
+        np.testing.assert_array_equal(segment["params"].values, checkpoint.parameters())
+    assert "params" not in curves and "param" not in curves.dims
 
 
 def test_checkpoint_holds_buffers():

@@ -17,7 +17,6 @@ import yaml
 
 from hessmask.data import class_balanced_indices
 from hessmask.masks import k_of_rho
-from hessmask.models import DEFAULT_CLASSES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -135,6 +134,8 @@ COMPATIBLE_DATASETS = {
     "resnet18": {"imagenet", "synthetic"},
 }
 NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
+#: The number of classes each model is built with unless the data say otherwise.
+DEFAULT_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
 #: D of each model with its default classes (tests check these against hessmask.models).
 MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2146, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
 

@@ -34,6 +34,7 @@ import torch
 from hessmask.curvature import check_symmetric, dense_matrix
 from hessmask.operators import LinearOperator, MatrixOperator  # noqa: F401 (MatrixOperator re-exported)
 from hessmask.sketch import TestMatrix
+from hessmask.store import row_chunks  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -618,24 +619,6 @@ class ArrayRows:
             (D, stop - start) float64 array.
         """
         return np.asarray(self.array[:, start:stop], dtype=np.float64)
-
-
-def row_chunks(dim: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) ranges of ``chunk`` rows covering [0, dim).
-
-    Args:
-        dim: the number of rows D (0 gives no ranges).
-        chunk: rows per range, >= 1; the last range may be shorter.
-    Returns:
-        an iterator of (start, stop) int pairs, in order.
-    Raises:
-        SolverError: if chunk < 1 (raised on the first ``next``: this is a generator).
-    Implements docs/science.md, section "At paper scale" (row chunks of ``eigen.row_chunk`` rows).
-    """
-    if chunk < 1:
-        raise SolverError(f"the row chunk must be >= 1, got {chunk}")
-    for lo in range(0, dim, chunk):
-        yield lo, min(dim, lo + chunk)
 
 
 def _least_squares(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ import zarr
 from hessmask import eigen as E
 from hessmask.curvature import OPERATORS, CurvatureOperator
 from hessmask.data import class_balanced_indices
+from hessmask.eigen_methods import METHODS  # noqa: F401 (re-exported)
 from hessmask.jobs import Progress
 from hessmask.store import StoreWriter, open_dataset, write_dataset
 from hessmask.training import Checkpoint
@@ -35,9 +36,6 @@ from hessmask.training import Checkpoint
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: The eigen methods of the workflow, in the order stores, metrics and figures list them; each
-#: writes results/<experiment>/eigen/<method>/<split>/step=<step>.zarr.
-METHODS = ("exact", "seigh", "block_krylov")
 
 
 

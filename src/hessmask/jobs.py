@@ -46,6 +46,17 @@ def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
                                 INPUT_SHAPES[model], DEFAULT_CLASSES[model], synthetic_samples, seed)
 
 
+def excluded_parameters(model: str, groups: Sequence[str], classes: int | None) -> Any:
+    """``hessmask.models.excluded_parameters`` (the (D,) mask of ``masks.exclude``, or None),
+    importing torch to build the model only when a group is named: the jobs that only read stores
+    (per-step metrics, mask statistics) then start without torch, about 1.4 s sooner."""
+    if not groups:
+        return None
+    from hessmask.models import excluded_parameters as from_model
+
+    return from_model(model, groups, classes)
+
+
 def hessian_job(params, inputs, wildcards, config):
     """The curvature operator of an eigen job: the checkpoint of ``wildcards.step`` over the
     class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples;

@@ -18,10 +18,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from hessmask import eigen as E
-from hessmask.eigen_stores import METHODS
+from hessmask.eigen_methods import METHODS
 from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
 from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnitude_order
+from hessmask.store import row_chunks
 
 
 def nested_overlap(order: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -180,7 +180,7 @@ def subspace_grams(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]
     dim = stores[0].sizes["param"]
     used = sorted({i for pair in pairs for i in pair})
     grams = {pair: np.zeros((k, k)) for pair in pairs}
-    for lo, hi in E.row_chunks(dim, row_chunk):
+    for lo, hi in row_chunks(dim, row_chunk):
         blocks = {i: np.asarray(stores[i]["eigenvectors"][lo:hi, :k].values, dtype=np.float64) for i in used}
         for a, b in pairs:
             grams[(a, b)] += blocks[a].T @ blocks[b]

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hessmask.config import DEFAULT_CLASSES  # noqa: F401 (re-exported)
+
 #: name -> input shape (C, H, W) at the paper's input size.
 INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "mlp": (1, 16, 16),
@@ -189,7 +191,6 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "allcnnc": _allcnnc,
     "resnet18": _resnet18,
 }
-DEFAULT_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
 
 
 def build_model(name: str, seed: int, classes: int | None = None) -> nn.Module:

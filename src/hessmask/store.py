@@ -30,6 +30,24 @@ from hessmask import __version__
 COMPRESSORS = (ZstdCodec(level=3, checksum=True),)
 
 
+def row_chunks(dim: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges of ``chunk`` rows covering [0, dim).
+
+    Args:
+        dim: the number of rows D (0 gives no ranges).
+        chunk: rows per range, >= 1; the last range may be shorter.
+    Returns:
+        an iterator of (start, stop) int pairs, in order.
+    Raises:
+        ValueError: if chunk < 1 (raised on the first ``next``: this is a generator).
+    Implements docs/science.md, section "At paper scale" (row chunks of ``eigen.row_chunk`` rows).
+    """
+    if chunk < 1:
+        raise ValueError(f"the row chunk must be >= 1, got {chunk}")
+    for lo in range(0, dim, chunk):
+        yield lo, min(dim, lo + chunk)
+
+
 def git_commit(repo: Path | str | None = None) -> str:
     """The current git commit of the working tree (``unknown`` outside a checkout)."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parent

@@ -287,7 +287,9 @@ def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
     """One training job of the workflow: train to ``step`` and evaluate there.
 
     ``previous`` is None for step 0 (the seeded initialization). Returns the checkpoint at
-    ``step`` and a Dataset with the batch losses of the segment and the evaluation at ``step``.
+    ``step`` and a Dataset with the batch losses of the segment, the evaluation at ``step`` and
+    ``params`` (param,), theta at ``step`` (``Checkpoint.parameters``): the jobs that need only
+    theta read it there without torch.
     """
     import xarray as xr
 
@@ -305,22 +307,25 @@ def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
             "batch_loss": (("train_step",), losses),
             **{f"{split}_loss": ((), loss) for split, (loss, _) in evals.items()},
             **{f"{split}_accuracy": ((), acc) for split, (_, acc) in evals.items()},
+            "params": (("param",), checkpoint.parameters()),
         },
         coords={"train_step": np.arange(start, step), "step": step},
     )
+    ds["params"].attrs.update(long_name="trainable parameters theta at step, flattened in model.parameters() order")
     log.info("step %d: train loss %.4f acc %.4f, test loss %.4f acc %.4f", step,
              *evals["train"], *evals["test"])
     return checkpoint, ds
 
 
 def combine_curves(segments: list["xr.Dataset"]) -> "xr.Dataset":
-    """Join per-segment curves into the experiment's training curves."""
+    """Join per-segment curves into the experiment's training curves (theta, ``params``, is left to
+    ``params_dataset``)."""
     import xarray as xr
 
     segments = sorted(segments, key=lambda d: int(d["step"]))
     # each segment's scalar ``step`` coordinate is left out: the curves' own dimension is train_step
     batch_loss = xr.concat([s["batch_loss"].drop_vars("step") for s in segments], dim="train_step")
-    evals = xr.concat([s.drop_vars("batch_loss").drop_dims("train_step", errors="ignore")
+    evals = xr.concat([s.drop_vars(["batch_loss", "params"], errors="ignore").drop_dims("train_step", errors="ignore")
                        for s in segments], dim="step")
     ds = xr.merge([batch_loss.to_dataset(), evals])
     ds["batch_loss"].attrs.update(units="nats",
