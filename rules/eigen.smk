@@ -127,7 +127,8 @@ rule eigen_exact:
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
-    priority: 40
+    # the longest jobs of the default study: started before the other eigen jobs of their step
+    priority: 45
     conda:
         conda_env("eigen")
     threads: job_threads("eigen")
