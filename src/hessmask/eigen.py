@@ -255,9 +255,13 @@ def dense_top_eigh(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, 
             # the copy is symmetric: its transpose is the Fortran-ordered array LAPACK overwrites
             spectrum, values, vectors = _top_eigh(matrix[np.ix_(live, live)].T, k, overwrite=True)
             if abs(values[-1]) > dim * np.finfo(np.float64).eps * np.abs(spectrum).max():
+                log.info("exact solve: %d of %d rows are exactly zero (eigenvalue 0), solved on the other %d",
+                         dim - live.size, dim, live.size)
                 full = np.zeros((dim, k))
                 full[live] = vectors
                 return np.sort(np.concatenate([spectrum, np.zeros(dim - live.size)])), values, full
+            log.info("exact solve: a kept eigenvalue is 0 to rounding; the %d zero rows are not split off",
+                     dim - live.size)
         return _top_eigh(matrix, k, overwrite=False)
 
 
