@@ -3,13 +3,13 @@
 
 import json
 
-from hessmask.jobs import excluded_parameters, setup_logging
+from hessmask.jobs import excluded_parameters, segment_theta, setup_logging
 from hessmask.metrics import step_metrics
 from hessmask.store import open_dataset, provenance, write_dataset
 
 sm = snakemake  # noqa: F821 (Snakemake global)
 log = setup_logging(sm.log)
-theta = open_dataset(sm.input.segment, load=False)["params"].values
+theta = segment_theta(sm.input.segment)
 stores = {method: open_dataset(path, load=False) for method, path in zip(sm.params.methods, sm.input.eigen)}
 frobenius = None
 if "seigh" in stores and "aposteriori" in stores["seigh"].attrs:

@@ -98,3 +98,19 @@ def test_checkpoint_holds_buffers():
     assert "bn1.running_mean" in ckpt.model_state
     assert len(ckpt.model_state) > sum(1 for _ in ckpt.model().parameters())
     del data
+
+
+def test_segment_theta_names_a_store_without_theta(tmp_path):
+    """A segment store written before the stores carried theta stops the per-step metrics with
+    one message naming the store and the rerun."""
+    import xarray as xr
+
+    from hessmask.jobs import segment_theta
+    from hessmask.store import write_dataset
+
+    path = write_dataset(xr.Dataset({"train_loss": ((), 1.0)}, coords={"step": 4}), tmp_path / "segment_step=4.zarr")
+    with pytest.raises(SystemExit, match=r"segment_step=4.zarr has no 'params'.*--forcerun train_segment"):
+        segment_theta(path)
+    theta = np.arange(5, dtype=np.float32)
+    good = write_dataset(xr.Dataset({"params": (("param",), theta)}), tmp_path / "segment_step=8.zarr")
+    np.testing.assert_array_equal(segment_theta(good), theta)

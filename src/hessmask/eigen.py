@@ -704,8 +704,8 @@ def orthogonalizer(outer: RowSource, row_chunk: int, timer: Timer | None = None,
         (W, info): W an (s, r) float64 tensor on ``device``; info a dict with ``rank`` (int r),
         ``condition`` (float S_1 / S_r) and ``reorthogonalized`` (bool).
     Raises:
-        SolverError: if Y is zero (or its largest singular value is not a positive number), or if
-            row_chunk < 1.
+        SolverError: if Y is zero (or its largest singular value is not a positive number).
+        ValueError: if row_chunk < 1 (``row_chunks``).
         torch.linalg.LinAlgError: if the Cholesky factorization of the second pass fails.
     Implements docs/science.md, section "At paper scale" (step 2, orthogonalization without a D x s
     block), which performs step 3 of section "SEIGH step by step" (Q = orth(Y)).
@@ -760,7 +760,8 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
         with a sink).
     Raises:
         SolverError: if k is outside [1, D] or exceeds s or the numerical rank of Y, if the shapes of
-            Y, Z or Psi_R Y do not match ``spec``, if Y is zero, or if row_chunk < 1.
+            Y, Z or Psi_R Y do not match ``spec``, or if Y is zero.
+        ValueError: if row_chunk < 1 (``row_chunks``).
     Implements docs/science.md, section "SEIGH step by step" (steps 3 to 5) and section "At paper
     scale" (steps 2 to 4).
     """
@@ -878,7 +879,8 @@ def aposteriori_error(operator: LinearOperator, values: np.ndarray, vectors: Any
         (the estimate of ||H||_F), ``relative_error`` (their ratio, NaN when the norm estimate is 0)
         and ``samples`` (q).
     Raises:
-        SolverError: if samples < 1 or row_chunk < 1.
+        SolverError: if samples < 1.
+        ValueError: if row_chunk < 1 (``row_chunks``).
     Implements docs/science.md, section "A-posteriori error estimate"; Tropp et al. 2019, section 6.
     """
     if samples < 1:

@@ -57,6 +57,22 @@ def excluded_parameters(model: str, groups: Sequence[str], classes: int | None) 
     return from_model(model, groups, classes)
 
 
+def segment_theta(path: str | Path) -> Any:
+    """theta at the end step of a training segment store (its ``params``), read without torch.
+
+    Raises:
+        SystemExit: naming the store, if it has no ``params`` (written before the segment stores
+            carried theta): its training segments have to be rerun.
+    """
+    from hessmask.store import open_dataset
+
+    segment = open_dataset(path, load=False)
+    if "params" not in segment:
+        raise SystemExit(f"{path} has no 'params' (theta): it was written before the training segment stores "
+                         "carried theta; rerun training with `snakemake --forcerun train_segment`")
+    return segment["params"].values
+
+
 def hessian_job(params, inputs, wildcards, config):
     """The curvature operator of an eigen job: the checkpoint of ``wildcards.step`` over the
     class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples;
