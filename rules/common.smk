@@ -70,8 +70,8 @@ from hessmask.config import (
     krylov_steps,
     sketch_sizes,
 )  # noqa: E402
-from hessmask.eigen_stores import METHODS as EIGEN_METHODS  # noqa: E402
-from hessmask.training import segment_bounds  # noqa: E402
+from hessmask.config import segment_bounds  # noqa: E402
+from hessmask.eigen_methods import METHODS as EIGEN_METHODS  # noqa: E402
 
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
 DATA_DIR = config["data"]["dir"]
@@ -476,7 +476,7 @@ def figure_outputs(ext):
 
 from hessmask.config import dof_hessian_k, dof_levels  # noqa: E402
 from hessmask.dof_methods import METHODS as DOF_METHODS  # noqa: E402
-from hessmask.dof import chunk_grid, chunk_runs, job_settings, main_offset_steps, method_inputs  # noqa: E402
+from hessmask.dof_methods import chunk_grid, chunk_runs, job_settings, main_offset_steps, method_inputs  # noqa: E402
 
 DOF_FIGURES = {
     "success": ("Success probability", "dof_success.rst"),

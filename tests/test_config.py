@@ -191,3 +191,20 @@ def test_conda_envs_pin_the_tested_dependencies(repo, env):
             from packaging.specifiers import SpecifierSet
 
             assert SpecifierSet(spec[len(name):]).contains(pinned[name]), spec
+
+
+def test_the_snakemake_process_never_imports_torch():
+    """The rules' helpers (config schema, job grid, training segments, method names) are
+    torch-free: building the DAG does not import torch (`snakemake -n` starts in about 1.5 s
+    instead of 3.7 s, for every invocation and, under SLURM, every job)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    program = ("import atexit, runpy, sys\n"
+               "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules))\n"
+               "sys.argv = ['snakemake', '-n', '--quiet']\n"
+               "runpy.run_module('snakemake', run_name='__main__')\n")
+    out = subprocess.run([sys.executable, "-c", program], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True)
+    assert "torch imported: False" in out.stdout, out.stdout + out.stderr

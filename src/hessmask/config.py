@@ -87,7 +87,7 @@ def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
     ``experiments.<name>.dof.methods`` (allowed values and default) are :data:`hessmask.dof.METHODS`,
     the test matrices of ``experiments.<name>.eigen.sketch.kind`` are :data:`hessmask.sketch.KINDS`."""
     from hessmask.dof_methods import METHODS
-    from hessmask.sketch import KINDS
+    from hessmask.eigen_methods import KINDS
 
     with open(path) as fh:
         schema = yaml.safe_load(fh)
@@ -138,6 +138,13 @@ NUM_CLASSES = {"mnist5k": 10, "mnist": 10, "cifar10": 10, "cifar100": 100, "imag
 DEFAULT_CLASSES = {"mlp": 10, "mlp_tiny": 10, "3c3d": 10, "allcnnc": 100, "resnet18": 1000}
 #: D of each model with its default classes (tests check these against hessmask.models).
 MODEL_DIMS = {"mlp": 7030, "mlp_tiny": 2146, "3c3d": 895_210, "allcnnc": 1_387_108, "resnet18": 11_689_512}
+
+
+def segment_bounds(record_steps: list[int], total_steps: int) -> list[tuple[int, int]]:
+    """(start, end) of each training segment: between consecutive checkpoints, starting at 0."""
+    ends = sorted((set(record_steps) | {total_steps}) - {0})
+    starts = [0] + ends[:-1]
+    return list(zip(starts, ends))
 
 
 def experiment_classes(exp: Mapping[str, Any]) -> int:

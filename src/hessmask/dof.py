@@ -40,7 +40,23 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from hessmask.dof_methods import METHOD_LABELS, METHODS, PER_RUN_INIT_METHODS, START_STEP_METHODS  # noqa: F401
+from hessmask.dof_methods import (  # noqa: F401 (the method names and the job grid, re-exported)
+    METHOD_LABELS,
+    METHODS,
+    PER_RUN_INIT_METHODS,
+    START_STEP_METHODS,
+    chunk_grid,
+    chunk_runs,
+    dim_groups,
+    dims_label,
+    job_settings,
+    main_offset_step,
+    main_offset_steps,
+    method_inputs,
+    offset_steps,
+    parse_dims,
+    start_steps,
+)
 from hessmask.jobs import track
 from hessmask.masks import magnitude_mask
 from hessmask.models import unflattener
@@ -252,105 +268,6 @@ def run_initializer(dof: Mapping[str, Any], exp: Mapping[str, Any], train: Mappi
 
     return partial(run_initialization, seed=dof["seed"], model_name=exp["model"], num_classes=experiment_classes(exp),
                    train=TrainSettings.from_config(train), data=data, step=step)
-
-
-# ----------------------------------------------------------------------------- the job grid
-
-
-def start_steps(dof: Mapping[str, Any]) -> list[int]:
-    """Every start step t of the experiment: ``dof.start_step`` and the sweep ``dof.start_steps``."""
-    return sorted({dof["start_step"], *(dof.get("start_steps") or [])})
-
-
-def offset_steps(method: str, dof: Mapping[str, Any]) -> list[int]:
-    """The checkpoint steps a method starts from: every t for START_STEP_METHODS, 0 for
-    random_affine, the rewind step r for the lottery methods."""
-    if method in START_STEP_METHODS:
-        return start_steps(dof)
-    return [0] if method == "random_affine" else [dof["rewind_step"]]
-
-
-def main_offset_step(method: str, dof: Mapping[str, Any]) -> int:
-    """The step of a method's runs in the main (method, d, run) results: t = ``dof.start_step``."""
-    return dof["start_step"] if method in START_STEP_METHODS else offset_steps(method, dof)[0]
-
-
-def main_offset_steps(dof: Mapping[str, Any]) -> dict[str, int]:
-    """:func:`main_offset_step` of every configured method."""
-    return {m: main_offset_step(m, dof) for m in dof["methods"]}
-
-
-def chunk_runs(dof: Mapping[str, Any], chunk: int) -> list[int]:
-    """The runs of job ``chunk`` (``dof.runs_per_job`` per job; null: all runs in one job)."""
-    per = dof["runs_per_job"] or dof["runs"]
-    return list(range(chunk * per, min(dof["runs"], (chunk + 1) * per)))
-
-
-def dim_groups(dof: Mapping[str, Any]) -> list[list[int]]:
-    """The d values of each job: ``dof.dims`` in consecutive groups of ``dof.dims_per_job`` (null:
-    every d of a (method, t, chunk of runs) in one job, one process start-up instead of one per d)."""
-    dims = [int(d) for d in dof["dims"]]
-    per = dof.get("dims_per_job") or len(dims)
-    return [dims[i:i + per] for i in range(0, len(dims), per)]
-
-
-def dims_label(dims: Sequence[int]) -> str:
-    """The ``d=`` part of a subspace job's path: its d values joined by ``_`` (``5_10_20``; one d: ``5``)."""
-    return "_".join(str(int(d)) for d in dims)
-
-
-def parse_dims(label: str) -> list[int]:
-    """The d values of a :func:`dims_label`."""
-    try:
-        return [int(d) for d in label.split("_")]
-    except ValueError:
-        raise ValueError(f"not a list of d values joined by '_': {label!r}") from None
-
-
-def chunk_grid(dof: Mapping[str, Any]) -> list[tuple[str, int, str, int]]:
-    """(method, t, :func:`dims_label` of the job's d values, chunk of runs) of every subspace job of
-    an experiment."""
-    per = dof["runs_per_job"] or dof["runs"]
-    chunks = range(-(-dof["runs"] // per))
-    return [(m, t, dims_label(dims), c) for m in dof["methods"] for t in offset_steps(m, dof)
-            for dims in dim_groups(dof) for c in chunks]
-
-
-def method_inputs(method: str, step: int, dof: Mapping[str, Any], final_step: int) -> dict[str, tuple]:
-    """What a (method, t) job reads, by role: ``("checkpoint", step)``, ``("trajectory",)`` or
-    ``("eigen", method, split, step)``; the workflow turns these into paths.
-
-    Every job reads the checkpoint at its offset step (its network and buffers, and w_t); the
-    lottery ticket also the checkpoint whose magnitudes choose it (``dof.ticket_step``, null: the
-    final step), the lottery subspace the trajectory's principal directions, hessian_topd the
-    eigen store at t.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown subspace method {method!r} (known: {', '.join(METHODS)})")
-    inputs: dict[str, tuple] = {"start": ("checkpoint", step)}
-    if method == "lottery_ticket":
-        ticket = dof.get("ticket_step")
-        inputs["final"] = ("checkpoint", final_step if ticket is None else ticket)
-    if method == "lottery_subspace":
-        inputs["trajectory"] = ("trajectory",)
-    if method == "hessian_topd":
-        inputs["eigen"] = ("eigen", dof["hessian_method"], dof["hessian_split"], step)
-    return inputs
-
-
-#: The dof keys a subspace job's result depends on, beyond Adam's (the grid keys are wildcards).
-_JOB_KEYS = {"lottery_subspace": ("trajectory_every",), "lottery_ticket": ("ticket_step",),
-             "hessian_topd": ("hessian_split", "hessian_method")}
-
-
-def job_settings(method: str, dof: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings a (method, d, chunk) job depends on: Adam's, the seed, the device, ``init``
-    for the per-run-init methods, and the method's own keys (so that changing, say, the lottery
-    ticket's step reruns only the lottery-ticket jobs)."""
-    keys = ["steps", "batch_size", "lr", "seed", "device", *_JOB_KEYS.get(method, ())]
-    if method in PER_RUN_INIT_METHODS:
-        keys.append("init")
-    return {k: dof[k] for k in keys}
 
 
 def build_subspace(method: str, d: int, run: int, sources: Sources, seed: int) -> tuple[np.ndarray, Basis]:

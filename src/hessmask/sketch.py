@@ -51,8 +51,8 @@ import scipy.fft
 import scipy.sparse
 import torch
 
-#: kinds of test matrix (``TestMatrix(kind, ...)``)
-KINDS = ("ssrft", "sparse_sign", "gaussian", "rademacher")
+from hessmask.eigen_methods import KINDS  # noqa: F401 (the kinds of test matrix, re-exported)
+
 #: nonzeros per column of a ``sparse_sign`` matrix (Tropp et al. 2019 recommend min(t, 8))
 SPARSE_NONZEROS = 8
 #: columns of a ``sparse_sign`` matrix drawn per random stream and multiplied per scipy call

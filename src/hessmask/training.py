@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hessmask.config import segment_bounds  # noqa: F401 (re-exported)
 from hessmask.jobs import track
 from hessmask.models import build_model
 
@@ -273,13 +274,6 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_to_cpu(v) for v in obj]
     return obj
-
-
-def segment_bounds(record_steps: list[int], total_steps: int) -> list[tuple[int, int]]:
-    """(start, end) of each training segment: between consecutive checkpoints, starting at 0."""
-    ends = sorted((set(record_steps) | {total_steps}) - {0})
-    starts = [0] + ends[:-1]
-    return list(zip(starts, ends))
 
 
 def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
