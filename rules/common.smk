@@ -497,7 +497,7 @@ def dof_key(*keys, only=None):
 
 
 def dof_chunk_paths(wildcards):
-    """Every subspace job's store of the experiment (hessmask.dof.chunk_grid)."""
+    """Every subspace job's store of the experiment (hessmask.dof_methods.chunk_grid)."""
     return [
         results(wildcards.experiment, "dof", "chunks", m, f"t={t}", f"d={d}", f"chunk={c}.zarr")
         for m, t, d, c in chunk_grid(dof(wildcards))
@@ -505,7 +505,7 @@ def dof_chunk_paths(wildcards):
 
 
 def dof_chunk_inputs(wildcards):
-    """The inputs of one (method, t) job, from hessmask.dof.method_inputs."""
+    """The inputs of one (method, t) job, from hessmask.dof_methods.method_inputs."""
     name, exp = wildcards.experiment, experiment(wildcards)
     inputs = {"data": prepared_dataset(wildcards)}
     for role, (kind, *spec) in method_inputs(

@@ -1,6 +1,6 @@
 # Degrees of freedom (seed 004, docs/science.md#7-degrees-of-freedom): training in d-dimensional
 # affine subspaces of each experiment with dof.enabled, one job per (method, start step t, group of
-# d values, chunk of runs) from hessmask.dof.chunk_grid (dof.dims_per_job d values per job, the
+# d values, chunk of runs) from hessmask.dof_methods.chunk_grid (dof.dims_per_job d values per job, the
 # wildcard d joins them with _), and the quadratic well of seed 004 Fig. 5.
 
 
