@@ -183,8 +183,12 @@ class Checkpoint:
 
     def parameters(self) -> np.ndarray:
         """theta: all trainable parameters flattened in ``model.parameters()`` order (float32)."""
-        model = self.model()
-        return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).numpy()
+        return flat_parameters(self.model())
+
+
+def flat_parameters(model: nn.Module) -> np.ndarray:
+    """theta of ``model``: its trainable parameters flattened in ``model.parameters()`` order, on the CPU."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu().numpy()
 
 
 def parameter_layout(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
@@ -282,8 +286,8 @@ def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
 
     ``previous`` is None for step 0 (the seeded initialization). Returns the checkpoint at
     ``step`` and a Dataset with the batch losses of the segment, the evaluation at ``step`` and
-    ``params`` (param,), theta at ``step`` (``Checkpoint.parameters``): the jobs that need only
-    theta read it there without torch.
+    ``params`` (param,), theta at ``step`` (``Checkpoint.parameters``, taken from the model built for
+    the evaluation): the jobs that need only theta read it there without torch.
     """
     import xarray as xr
 
@@ -301,7 +305,7 @@ def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
             "batch_loss": (("train_step",), losses),
             **{f"{split}_loss": ((), loss) for split, (loss, _) in evals.items()},
             **{f"{split}_accuracy": ((), acc) for split, (_, acc) in evals.items()},
-            "params": (("param",), checkpoint.parameters()),
+            "params": (("param",), flat_parameters(model)),
         },
         coords={"train_step": np.arange(start, step), "step": step},
     )
