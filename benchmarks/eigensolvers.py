@@ -231,9 +231,9 @@ def main() -> None:
         report["seigh_vs_skerch_speedup"] = at355["seigh_vs_skerch_speedup"]
         report["seigh_vs_skerch_overlap_difference"] = (at355["seigh"]["overlap_k355"]
                                                         - at355["skerch_oversampled"]["overlap_k355"])
-        # SEIGH's core solve (two t x s least-squares solves and an s x s eigh) against the whole of
-        # HMT's recovery beyond its products: the first exceeding the second is why SEIGH cannot
-        # match HMT at equal products on an operator whose products are this cheap
+        # the seconds beyond the products of both, and SEIGH's core solve (two t x s least-squares
+        # solves and an s x s eigh), which has no counterpart in HMT: HMT's second pass buys the
+        # projection Q^T H Q with products, which SEIGH's single pass has to estimate
         report["seigh_core_seconds"] = at355["seigh"]["timings"]["core"]
         report["seigh_overhead_seconds"] = at355["seigh_overhead_seconds"]
         report["skerch_hmt_overhead_seconds"] = at355["skerch_hmt_overhead_seconds"]
