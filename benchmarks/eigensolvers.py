@@ -41,6 +41,7 @@ from hessmask import eigen as E  # noqa: E402
 from hessmask.curvature import HessianOperator  # noqa: E402
 from hessmask.data import TensorData, class_balanced_indices, load_prepared, prepare_dataset  # noqa: E402
 from hessmask.training import TrainSettings, initial_checkpoint, train_segment  # noqa: E402
+from timing import timed  # noqa: E402
 
 #: timings of SEIGH and of skerch's recoveries are the best of this many runs (each well under a second)
 REPEAT = 3
@@ -56,15 +57,6 @@ def trained_mlp(steps: int, data_dir: Path):
     settings = TrainSettings(lr=0.3, batch_size=500, seed=12345)
     checkpoint, _ = train_segment(initial_checkpoint("mlp", 10, settings), data, steps, settings, progress=False)
     return checkpoint.model(), splits
-
-
-def timed(fn, repeat: int = 1):
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def product_ratios(model, x, y, batch: int, loop: int) -> dict:
