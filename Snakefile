@@ -13,6 +13,17 @@ configfile: Path(workflow.basedir) / "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/resources.smk"
+include: "rules/inputs.smk"
+include: "rules/targets.smk"
+
+
+# an experiment wildcard is one of the enabled experiments (a target under results/ of any other
+# name has no rule that makes it)
+wildcard_constraints:
+    experiment=one_of(EXPERIMENTS),
+
+
 include: "rules/synthetic.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"

@@ -40,6 +40,10 @@ sys.path.insert(0, str(REPO / "src"))
 from hessmask import eigen as E  # noqa: E402
 from hessmask.curvature import HessianOperator  # noqa: E402
 from hessmask.data import TensorData, class_balanced_indices, load_prepared, prepare_dataset  # noqa: E402
+from hessmask.eigen.eigsh import eigsh  # noqa: E402
+from hessmask.eigen.exact import exact  # noqa: E402
+from hessmask.eigen.seigh import seigh  # noqa: E402
+from hessmask.grassmann import top_overlap  # noqa: E402
 from hessmask.training import TrainSettings, initial_checkpoint, train_segment  # noqa: E402
 from timing import timed  # noqa: E402
 
@@ -112,7 +116,7 @@ def compare(reference: E.EigenResult, result: E.EigenResult, k: int, seconds: fl
     return {
         "seconds": seconds,
         "products": int(result.products),
-        **{f"overlap_k{kk}": E.top_overlap(reference.eigenvectors, result.eigenvectors, kk)
+        **{f"overlap_k{kk}": top_overlap(reference.eigenvectors, result.eigenvectors, kk)
            for kk in (k // 4, k // 2, k)},
         "eigenvalue_relative_error_median": float(np.median(rel)),
         "eigenvalue_relative_error_max_top10": float(rel[:10].max()),
@@ -155,7 +159,7 @@ def solver_comparison(operator, reference: E.EigenResult, k: int, budget: int) -
     methods["products_only_seconds"], _ = timed(lambda: operator.matmat(vectors), repeat=REPEAT)
     print(f"k = {k}, budget {budget}: seigh ...", flush=True)
     # no symmetry check (2 extra products and their time): skerch has none, nor have the workflow's shards
-    t, res = timed(lambda: E.seigh(operator, k, outer=budget // 2, inner=budget, seed=12345, block=256,
+    t, res = timed(lambda: seigh(operator, k, outer=budget // 2, inner=budget, seed=12345, block=256,
                                    check_symmetry=False), repeat=REPEAT)
     methods["seigh"] = {**compare(reference, res, k, t), "timings": res.timings}
     print("block_krylov (in memory) ...", flush=True)
@@ -167,7 +171,7 @@ def solver_comparison(operator, reference: E.EigenResult, k: int, budget: int) -
     methods["block_krylov_sharded"] = {**compare(reference, res, k, t), "timings": res.timings,
                                        "passes": res.extra["passes"]}
     print("eigsh ...", flush=True)
-    t, res = timed(lambda: E.eigsh(operator, k, tol=1e-6, seed=12345))
+    t, res = timed(lambda: eigsh(operator, k, tol=1e-6, seed=12345))
     methods["eigsh"] = {**compare(reference, res, k, t), "converged": res.extra["converged"]}
     print("skerch ...", flush=True)
     sk = skerch_runs(operator, k, budget // 2, budget)
@@ -207,7 +211,7 @@ def main() -> None:
 
     operator = HessianOperator(model, x, y, block_size=256)
     print("exact ...", flush=True)
-    t_exact, reference = timed(lambda: E.exact(operator, 710, residual_pairs=355))
+    t_exact, reference = timed(lambda: exact(operator, 710, residual_pairs=355))
     report["exact"] = {"seconds": t_exact, "products": reference.products, "timings": reference.timings,
                        "residual_max": float(reference.residuals.max()),
                        "top_eigenvalues": reference.eigenvalues[:10].tolist()}
@@ -235,10 +239,10 @@ def main() -> None:
     sweep = {"k": sweep_k, "budget": budgets, "seigh": [], "block_krylov": []}
     for b in budgets:
         print(f"sweep budget {b} ...", flush=True)
-        res = E.seigh(operator, sweep_k, outer=b // 2, inner=b, seed=12345, block=256, check_symmetry=False)
-        sweep["seigh"].append(E.top_overlap(reference.eigenvectors, res.eigenvectors, sweep_k))
+        res = seigh(operator, sweep_k, outer=b // 2, inner=b, seed=12345, block=256, check_symmetry=False)
+        sweep["seigh"].append(top_overlap(reference.eigenvectors, res.eigenvectors, sweep_k))
         res = E.block_krylov(operator, sweep_k, budget=b, block_size=max(sweep_k, b // 8), seed=12345)
-        sweep["block_krylov"].append(E.top_overlap(reference.eigenvectors, res.eigenvectors, sweep_k))
+        sweep["block_krylov"].append(top_overlap(reference.eigenvectors, res.eigenvectors, sweep_k))
     report["budget_sweep"] = sweep
     report["targets"] = {
         "block_krylov_overlap_k355>=0.95": report["block_krylov_overlap_k355"] >= 0.95,

@@ -5,11 +5,11 @@ fresh process running the library function of one workflow job (``os.wait4``), o
 network at its real D (random initialization, 2 synthetic Hessian samples of the real input
 shape; memory does not depend on how many samples a product sums over beyond one data chunk):
 
-- ``shard``: one measurement shard (``eigen_stores.measure_shard``) of one block of products with the
+- ``shard``: one measurement shard (``hessmask.eigen.seigh_store.measure_shard``) of one block of products with the
   block size of the paper overlay; outer columns stream into row chunks, so the peak does not
   depend on s.
-- ``solve``: the streaming solve (``eigen_stores.solve_store``) over shard stores of the real D holding
-  s random outer columns (written by ``eigen_stores.ShardStore``, as a shard job writes them), with the
+- ``solve``: the streaming solve (``hessmask.eigen.seigh_store.solve_store``) over shard stores of the real D holding
+  s random outer columns (written by ``hessmask.eigen.seigh_store.ShardStore``, as a shard job writes them), with the
   overlay's residual pairs and a-posteriori products on the real network.
 - ``metrics``: ``metrics.step_metrics`` on that eigen store (20 random masks, the overlay's rho).
 
@@ -54,79 +54,80 @@ NETWORKS = {  # the paper overlays' eigen settings
 DEFAULT_CHUNK = 65536
 
 
-def eigen_settings(network: str, outer: int, row_chunk: int) -> dict:
+def eigen_settings(network: str, outer: int, row_chunk: int):
+    """The SEIGH spec of a job at sketch size s = ``outer`` (one shard per block of products)."""
+    from hessmask.eigen.methods import SeighSpec, default_inner
+
     net = NETWORKS[network]
-    block = net["block_size"]
-    inner = 2 * outer
-    return {"curvature": "hessian", "dtype": "float32", "device": "cpu", "block_size": block, "data_chunk": None,
-            "row_chunk": row_chunk, "vector_chunk": 64, "residual_pairs": net["residual_pairs"],
-            "aposteriori_samples": net["aposteriori_samples"],
-            "sketch": {"outer": outer, "inner": inner, "kind": "sparse_sign", "seed": 12345,
-                       "shards": -(-inner // block)}}
+    block, inner = net["block_size"], default_inner(outer)
+    return SeighSpec(curvature="hessian", dtype="float32", device="cpu", block_size=block, data_chunk=None,
+                     residual_pairs=net["residual_pairs"], row_chunk=row_chunk, vector_chunk=64,
+                     aposteriori_samples=net["aposteriori_samples"], outer=outer, inner=inner, kind="sparse_sign",
+                     seed=12345, shards=-(-inner // block))
 
 
-def network_operator(network: str, eigen: dict):
-    from hessmask.data import TensorData, synthetic_splits
-    from hessmask.eigen_stores import hessian_operator
-    from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
-    from hessmask.training import TrainSettings, initial_checkpoint
+def network_operator_of(network: str, spec):
+    """The network's Hessian operator in the spec's product blocks (``timing.network_operator``)."""
+    from timing import network_operator
 
-    classes = DEFAULT_CLASSES[network]
-    data = TensorData(synthetic_splits(INPUT_SHAPES[network], classes, 2, seed=0))
-    checkpoint = initial_checkpoint(network, classes, TrainSettings(lr=0.1, batch_size=2, seed=12345))
-    return hessian_operator(checkpoint, data, "test", 2, eigen)
+    return network_operator(network, spec.block_size)
 
 
-def fabricate_shards(network: str, eigen: dict, folder: Path) -> list[Path]:
+def fabricate_shards(network: str, spec, folder: Path):
     """Shard stores of the real D holding random outer columns, written as a shard job writes them."""
-    from hessmask import eigen as E
+    from dataclasses import replace
+
     from hessmask.config import MODEL_DIMS
-    from hessmask.eigen_stores import ShardStore, shard_ranges, sketch_spec
+    from hessmask.eigen.seigh import Measurements, outer_columns
+    from hessmask.eigen.seigh_store import ShardStore, shard_ranges, sketch_spec
 
     dim = MODEL_DIMS[network]
-    spec = sketch_spec(eigen, dim)
+    sketch = sketch_spec(spec, dim)
     rng = np.random.default_rng(0)
     # few shards of many blocks: the solve reads the same D x s columns whatever the split
-    ranges = shard_ranges(spec.inner, eigen["block_size"], 2)
-    eigen = {**eigen, "sketch": {**eigen["sketch"], "shards": 2}}
+    ranges = shard_ranges(sketch.inner, spec.block_size, 2)
+    spec = replace(spec, shards=2)
     paths = []
     for shard, (start, stop) in enumerate(ranges):
         path = folder / f"shard={shard}.zarr"
-        with ShardStore(path, eigen, dim, start, stop, np.float32) as out:
-            n_outer = E.outer_columns(spec, start, stop)
-            for lo in range(0, n_outer, eigen["block_size"]):
-                hi = min(n_outer, lo + eigen["block_size"])
+        with ShardStore(path, spec, dim, start, stop, np.float32) as out:
+            outer_count = outer_columns(sketch, start, stop)
+            for lo in range(0, outer_count, spec.block_size):
+                hi = min(outer_count, lo + spec.block_size)
                 out.write_outer(start + lo, rng.standard_normal((dim, hi - lo), dtype=np.float32))
-            part = E.Measurements(start, stop, rng.standard_normal((spec.inner, stop - start)),
-                                  rng.standard_normal((spec.inner, n_outer)), None, stop - start, 0.0)
+            part = Measurements(start, stop, rng.standard_normal((sketch.inner, stop - start)),
+                                rng.standard_normal((sketch.inner, outer_count)), None, stop - start, 0.0)
             out.finish(part, {})
         paths.append(path)
-    return paths, eigen
+    return paths, spec
 
 
 def worker(job: str, network: str, outer: int, row_chunk: int, folder: Path) -> None:
     """One job in this process (its peak RSS is what the parent measures)."""
     import torch
 
-    from hessmask import eigen_stores, metrics
+    from hessmask import metrics
     from hessmask.config import MODEL_DIMS
+    from hessmask.eigen.methods import SeighSpec
+    from hessmask.eigen.seigh_store import measure_shard, solve_store
     from hessmask.store import open_dataset
 
     torch.set_num_threads(1)
-    eigen = eigen_settings(network, outer, row_chunk)
+    spec = eigen_settings(network, outer, row_chunk)
     if job == "shard":
-        eigen_stores.measure_shard(network_operator(network, eigen), eigen, 0, folder / "shard.zarr", {})
+        measure_shard(network_operator_of(network, spec), spec, 0, folder / "shard.zarr", {})
     elif job == "solve":
-        paths, eigen = json.loads((folder / "shards.json").read_text()), json.loads((folder / "eigen.json").read_text())
-        eigen_stores.solve_store(network_operator(network, eigen), paths, eigen, 1, folder / "eigen.zarr", {})
+        paths = json.loads((folder / "shards.json").read_text())
+        spec = SeighSpec(**json.loads((folder / "eigen.json").read_text()))
+        solve_store(network_operator_of(network, spec), spec, paths, 1, folder / "eigen.zarr", {})
     elif job == "metrics":
         theta = np.random.default_rng(1).standard_normal(MODEL_DIMS[network]).astype(np.float32)
         stores = {"seigh": open_dataset(folder / "eigen.zarr", load=False)}
         metrics.step_metrics(theta, stores, NETWORKS[network]["rho"], 20, 0)
     elif job == "fabricate":
-        paths, eigen = fabricate_shards(network, eigen, folder)
+        paths, spec = fabricate_shards(network, spec, folder)
         (folder / "shards.json").write_text(json.dumps([str(p) for p in paths]))
-        (folder / "eigen.json").write_text(json.dumps(eigen))
+        (folder / "eigen.json").write_text(json.dumps(spec.params()))
 
 
 def peak_rss(job: str, network: str, outer: int, row_chunk: int, folder: Path) -> dict:

@@ -31,6 +31,7 @@ from torch.func import functional_call
 
 from hessmask import dof
 from hessmask.data import TensorData, synthetic_splits
+from hessmask.dof import training as dof_training
 from hessmask.models import build_model, unflattener
 from timing import best
 
@@ -63,7 +64,7 @@ def matvec(dim: int, d: int) -> dict:
 
 def adam_steps(model, offset: np.ndarray, basis: dof.DenseBasis, data, current: bool,
                torch_products: bool = False) -> np.ndarray:
-    """The batch losses of ``SETTINGS.steps`` Adam steps (``hessmask.dof._adam``) in the subspace,
+    """The batch losses of ``SETTINGS.steps`` Adam steps (``hessmask.dof.training._adam``) in the subspace,
     with the current loop (``current``) or the one it replaced (functional_call, torch's products)."""
     base = torch.tensor(offset)
     theta = torch.zeros(basis.size, requires_grad=True)
@@ -78,14 +79,14 @@ def adam_steps(model, offset: np.ndarray, basis: dof.DenseBasis, data, current: 
         def loss_of(x, y):
             return F.cross_entropy(functional_call(model, (unflatten(base + expand()), buffers), (x,)), y)
 
-        return dof._adam(loss_of, [theta], data, SETTINGS, 3, "reference", False)
+        return dof_training._adam(loss_of, [theta], data, SETTINGS, 3, "reference", False)
     with dof.parameters_as_views(model) as assign:
 
         def loss_of(x, y):
             assign(base + expand())
             return F.cross_entropy(model(x), y)
 
-        return dof._adam(loss_of, [theta], data, SETTINGS, 3, "current", False)
+        return dof_training._adam(loss_of, [theta], data, SETTINGS, 3, "current", False)
 
 
 def steps(model, offset: np.ndarray, data, d: int) -> dict:

@@ -30,11 +30,7 @@ from pathlib import Path
 import torch
 
 from hessmask import sketch
-from hessmask.data import TensorData, synthetic_splits
-from hessmask.eigen_stores import hessian_operator
-from hessmask.models import DEFAULT_CLASSES, INPUT_SHAPES
-from hessmask.training import TrainSettings, initial_checkpoint
-from timing import best
+from timing import best, network_operator
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "benchmarks" / "transforms.json"
@@ -59,11 +55,7 @@ def test_matrices(kind: str, rows: int, dim: int):
 
 def measure(network: str) -> dict:
     block = BLOCKS[network]
-    classes = DEFAULT_CLASSES[network]
-    data = TensorData(synthetic_splits(INPUT_SHAPES[network], classes, 2, seed=0))
-    checkpoint = initial_checkpoint(network, classes, TrainSettings(lr=0.1, batch_size=2, seed=12345))
-    eigen = {"curvature": "hessian", "dtype": "float32", "device": "cpu", "block_size": block, "data_chunk": None}
-    operator = hessian_operator(checkpoint, data, "test", 2, eigen)
+    operator = network_operator(network, block)
     dim = operator.dim
     row = {"network": network, "D": dim, "block": block, "samples": 2, "inner": INNER[network]}
     measured = None

@@ -4,11 +4,11 @@
 rule prepare_dataset:
     """Download (if needed) and prepare one dataset as data/<dataset>.npz."""
     output:
-        str(Path(DATA_DIR, "{dataset}.npz")),
+        LAYOUT.prepared("{dataset}"),
     log:
-        results("logs", "prepare_dataset", "{dataset}.log"),
+        LAYOUT.log("prepare_dataset", "{dataset}"),
     wildcard_constraints:
-        dataset="|".join(PREPARED_DATASETS),
+        dataset=one_of(PREPARED_DATASETS),
     localrule: True
     conda:
         "../envs/cpu.yaml"

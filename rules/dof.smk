@@ -1,7 +1,7 @@
 # Degrees of freedom (seed 004, docs/science.md#7-degrees-of-freedom): training in d-dimensional
-# affine subspaces of each experiment with dof.enabled, one job per (method, start step t, group of
-# d values, chunk of runs) from hessmask.dof_methods.chunk_grid (dof.dims_per_job d values per job, the
-# wildcard d joins them with _), and the quadratic well of seed 004 Fig. 5.
+# affine subspaces of each experiment with dof.enabled, one job per (subspace kind, start step t,
+# group of d values, chunk of runs) from hessmask.dof.methods.chunk_grid (dof.dims_per_job d values
+# per job, the wildcard d joins them with _), and the quadratic well of seed 004 Fig. 5.
 
 
 rule dof_trajectory:
@@ -11,41 +11,38 @@ rule dof_trajectory:
         start=checkpoint_at(0),
         final=checkpoint_at("final"),
     output:
-        directory(results("{experiment}", "dof", "trajectory.zarr")),
+        directory(LAYOUT.dof_store("{experiment}", "trajectory")),
     log:
-        results("logs", "dof_trajectory", "{experiment}.log"),
+        LAYOUT.log("dof_trajectory", "{experiment}"),
     benchmark:
-        results("benchmarks", "rules", "dof_trajectory", "{experiment}.tsv")
+        LAYOUT.benchmark("dof_trajectory", "{experiment}")
     conda:
         conda_env("train")
     threads: job_threads("train")
     resources:
-        **cluster("train"),
-        gpu=train_gpu,
-        mem_mb=memory("train_mem_mb"),
-        runtime=experiment_key("resources", "train_runtime"),
+        **stage_resources("train", "train_mem_mb", "train_runtime"),
     params:
         experiment=training_settings,
         steps=experiment_key("train", "steps"),
         every=dof_key("trajectory_every"),
-        components=from_experiment(max, "dof", "dims"),
+        components=max_dimension,
     script:
         "../scripts/dof_trajectory.py"
 
 
 rule dof_chunk:
-    """Adam in the subspaces of one (method, start step t) at each of the job's d values, for a
-    chunk of runs."""
+    """Adam in the subspaces of one (subspace kind, start step t) at each of the job's d values, for
+    a chunk of runs."""
     input:
         unpack(dof_chunk_inputs),
     output:
-        directory(results("{experiment}", "dof", "chunks", "{method}", "t={t}", "d={d}", "chunk={chunk}.zarr")),
+        directory(LAYOUT.dof_chunk("{experiment}", "{subspace}", "{t}", "{d}", "{chunk}")),
     log:
-        results("logs", "dof_chunk", "{experiment}", "{method}", "t={t}", "d={d}", "chunk={chunk}.log"),
+        LAYOUT.log("dof_chunk", "{experiment}", "{subspace}", "t={t}", "d={d}", "chunk={chunk}"),
     benchmark:
-        results("benchmarks", "rules", "dof_chunk", "{experiment}", "{method}", "t={t}", "d={d}", "chunk={chunk}.tsv")
+        LAYOUT.benchmark("dof_chunk", "{experiment}", "{subspace}", "t={t}", "d={d}", "chunk={chunk}")
     wildcard_constraints:
-        method="|".join(DOF_METHODS),
+        subspace=one_of(SUBSPACES),
         t=r"\d+",
         d=r"\d+(_\d+)*",
         chunk=r"\d+",
@@ -56,13 +53,10 @@ rule dof_chunk:
         conda_env("dof")
     threads: job_threads("dof")
     resources:
-        **cluster("dof"),
-        gpu=dof_resources,
-        mem_mb=memory("train_mem_mb"),
-        runtime=experiment_key("resources", "train_runtime"),
+        **stage_resources("dof", "train_mem_mb", "train_runtime"),
     params:
-        dof=lambda wc: job_settings(wc.method, dof(wc)),
-        runs=lambda wc: chunk_runs(dof(wc), int(wc.chunk)),
+        dof=dof_job_settings,
+        runs=dof_job_runs,
         experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
         train=train_settings,
     script:
@@ -75,19 +69,16 @@ rule dof_reference:
         data=prepared_dataset,
         start=checkpoint_at(0),
     output:
-        directory(results("{experiment}", "dof", "full.zarr")),
+        directory(LAYOUT.dof_store("{experiment}", "full")),
     log:
-        results("logs", "dof_reference", "{experiment}.log"),
+        LAYOUT.log("dof_reference", "{experiment}"),
     benchmark:
-        results("benchmarks", "rules", "dof_reference", "{experiment}.tsv")
+        LAYOUT.benchmark("dof_reference", "{experiment}")
     conda:
         conda_env("dof")
     threads: job_threads("dof")
     resources:
-        **cluster("dof"),
-        gpu=dof_resources,
-        mem_mb=memory("train_mem_mb"),
-        runtime=experiment_key("resources", "train_runtime"),
+        **stage_resources("dof", "train_mem_mb", "train_runtime"),
     params:
         dof=dof_key(only=("runs", "steps", "batch_size", "full_lr", "seed", "device", "init")),
         experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
@@ -100,13 +91,13 @@ rule dof_aggregate:
     """results/dof/<experiment>.zarr: every run on one grid, success probability, d*, the start-step sweep."""
     input:
         chunks=dof_chunk_paths,
-        full=results("{experiment}", "dof", "full.zarr"),
+        full=LAYOUT.dof_store("{experiment}", "full"),
     output:
-        directory(results("dof", "{experiment}.zarr")),
+        directory(LAYOUT.path("dof", "{experiment}.zarr")),
     log:
-        results("logs", "dof_aggregate", "{experiment}.log"),
+        LAYOUT.log("dof_aggregate", "{experiment}"),
     wildcard_constraints:
-        experiment="|".join(DOF_EXPERIMENTS) or "(?!)",  # never results/dof/quadratic_well.zarr
+        experiment=one_of(DOF_EXPERIMENTS),  # never results/dof/quadratic_well.zarr
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -121,24 +112,18 @@ rule dof_aggregate:
 
 
 rule dof_figures:
-    """Success heatmaps with d*, d* of all methods, accuracy vs compression ratio."""
+    """Success heatmaps with d*, d* of all subspaces, accuracy vs compression ratio, d* vs start step
+    (hessmask.figures.DOF_FIGURES)."""
     input:
-        results("dof", "{experiment}.zarr"),
+        LAYOUT.path("dof", "{experiment}.zarr"),
     output:
-        **{
-            f"{name}_png": report(
-                results("figures", "dof", "{experiment}", f"{name}.png"),
-                category="Degrees of freedom",
-                subcategory="{experiment}",
-                caption=f"../report/{caption}",
-            )
-            for name, (label, caption) in DOF_FIGURES.items()
-        },
-        **{f"{name}_pdf": results("figures", "dof", "{experiment}", f"{name}.pdf") for name in DOF_FIGURES},
+        **figure_outputs(DOF_FIGURES, "png", "dof", "{experiment}", category="Degrees of freedom",
+                         subcategory="{experiment}"),
+        **figure_outputs(DOF_FIGURES, "pdf", "dof", "{experiment}"),
     log:
-        results("logs", "dof_figures", "{experiment}.log"),
+        LAYOUT.log("dof_figures", "{experiment}"),
     wildcard_constraints:
-        experiment="|".join(DOF_EXPERIMENTS) or "(?!)",  # never results/dof/quadratic_well.zarr
+        experiment=one_of(DOF_EXPERIMENTS),  # never results/dof/quadratic_well.zarr
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -151,11 +136,11 @@ rule dof_figures:
 rule dof_quadratic:
     """The quadratic well: exact minima over random affine subspaces, the Eq. 3.4 bound."""
     output:
-        directory(results("dof", "quadratic_well.zarr")),
+        directory(LAYOUT.path("dof", "quadratic_well.zarr")),
     log:
-        results("logs", "dof_quadratic.log"),
+        LAYOUT.log("dof_quadratic"),
     benchmark:
-        results("benchmarks", "rules", "dof_quadratic.tsv")
+        LAYOUT.benchmark("dof_quadratic")
     conda:
         "../envs/cpu.yaml"
     resources:
@@ -169,18 +154,19 @@ rule dof_quadratic:
 
 
 rule dof_quadratic_figure:
+    """Seed 004 Fig. 5 from the quadratic well's store."""
     input:
-        results("dof", "quadratic_well.zarr"),
+        LAYOUT.path("dof", "quadratic_well.zarr"),
     output:
         png=report(
-            results("figures", "dof", "quadratic_well.png"),
+            LAYOUT.figure("dof", "quadratic_well.png"),
             category="Degrees of freedom",
             subcategory="Quadratic well",
             caption="../report/dof_quadratic_well.rst",
         ),
-        pdf=results("figures", "dof", "quadratic_well.pdf"),
+        pdf=LAYOUT.figure("dof", "quadratic_well.pdf"),
     log:
-        results("logs", "dof_quadratic_figure.log"),
+        LAYOUT.log("dof_quadratic_figure"),
     localrule: True
     conda:
         "../envs/cpu.yaml"

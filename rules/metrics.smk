@@ -6,14 +6,14 @@ rule step_metrics:
     """Overlap for every k, random-mask baselines, the seven metrics at each rho, spectrum stats.
     theta comes from the training segment's store, not the checkpoint, so the job starts without torch."""
     input:
-        segment=results("{experiment}", "train", "segment_step={step}.zarr"),
+        segment=LAYOUT.segment("{experiment}", "{step}"),
         eigen=step_eigen_stores,
     output:
-        directory(results("{experiment}", "metrics", "{split}", "step={step}.zarr")),
+        directory(LAYOUT.step_metrics("{experiment}", "{split}", "{step}")),
     log:
-        results("logs", "step_metrics", "{experiment}", "{split}", "step={step}.log"),
+        LAYOUT.log("step_metrics", "{experiment}", "{split}", "step={step}"),
     benchmark:
-        results("benchmarks", "rules", "step_metrics", "{experiment}", "{split}", "step={step}.tsv")
+        LAYOUT.benchmark("step_metrics", "{experiment}", "{split}", "step={step}")
     wildcard_constraints:
         split="train|test",
         step=r"\d+",
@@ -25,7 +25,7 @@ rule step_metrics:
         runtime=30,
     params:
         row_chunk=experiment_key("eigen", "row_chunk"),
-        methods=lambda wc: eigen_methods(experiment(wc), wc.step),
+        methods=step_methods,
         rho=experiment_key("masks", "rho"),
         metrics=experiment_key("metrics"),
         masks=experiment_key("masks"),
@@ -42,13 +42,13 @@ rule eigenspace_pairs:
     input:
         eigen=method_eigen_stores,
     output:
-        directory(results("{experiment}", "metrics", "eigenspace_pairs", "{method}.zarr")),
+        directory(LAYOUT.eigenspace_pairs("{experiment}", "{method}")),
     log:
-        results("logs", "eigenspace_pairs", "{experiment}", "{method}.log"),
+        LAYOUT.log("eigenspace_pairs", "{experiment}", "{method}"),
     benchmark:
-        results("benchmarks", "rules", "eigenspace_pairs", "{experiment}", "{method}.tsv")
+        LAYOUT.benchmark("eigenspace_pairs", "{experiment}", "{method}")
     wildcard_constraints:
-        method="|".join(EIGEN_METHODS),
+        method=one_of(EIGEN_METHODS),
     conda:
         "../envs/cpu.yaml"
     resources:
@@ -68,18 +68,16 @@ rule metrics_aggregate:
     """metrics.zarr: per-step metrics stacked over (split, step), eigenspace overlaps between steps,
     and summary.md comparing exact and sketched overlap."""
     input:
-        metrics=lambda wc: [
-            results(wc.experiment, "metrics", split, f"step={step}.zarr") for split, step in eigen_jobs(experiment(wc))
-        ],
+        metrics=step_metric_stores,
         pairs=eigenspace_pair_stores,
         eigen=experiment_eigen_stores,
     output:
-        store=directory(results("{experiment}", "metrics.zarr")),
-        summary=results("{experiment}", "summary.md"),
+        store=directory(LAYOUT.experiment_store("{experiment}", "metrics")),
+        summary=LAYOUT.path("{experiment}", "summary.md"),
     log:
-        results("logs", "metrics_aggregate", "{experiment}.log"),
+        LAYOUT.log("metrics_aggregate", "{experiment}"),
     benchmark:
-        results("benchmarks", "rules", "metrics_aggregate", "{experiment}.tsv")
+        LAYOUT.benchmark("metrics_aggregate", "{experiment}")
     conda:
         "../envs/cpu.yaml"
     resources:

@@ -1,16 +1,15 @@
 # Synthetic baselines of the Grassmannian metrics (docs/science.md#3-synthetic-baselines): one job
-# per D, then an aggregate store, the paper's Table 1, and the metric-vs-D / metric-vs-ratio
-# figures.
+# per D, then an aggregate store, the paper's Table 1, and the metric-vs-D / metric-vs-rho figures.
 
 
 rule synthetic_chunk:
-    """T random pairs per (modality, ratio) for one ambient dimension D."""
+    """T random pairs per (modality, rho) for one ambient dimension D."""
     output:
-        directory(results("synthetic", "chunks", "D={D}.zarr")),
+        directory(LAYOUT.path("synthetic", "chunks", "D={D}.zarr")),
     log:
-        results("logs", "synthetic_chunk", "D={D}.log"),
+        LAYOUT.log("synthetic_chunk", "D={D}"),
     benchmark:
-        results("benchmarks", "rules", "synthetic_chunk", "D={D}.tsv")
+        LAYOUT.benchmark("synthetic_chunk", "D={D}")
     wildcard_constraints:
         D=r"\d+",
     # long chunks (D = 1024, 2048) start early instead of trailing the study on one core
@@ -23,27 +22,27 @@ rule synthetic_chunk:
         mem_mb=2000,
         runtime=60,
     params:
-        ratios=lambda wc: SYNTHETIC_CELLS[int(wc.D)],
+        rhos=synthetic_rhos,
         settings=config["synthetic"],
     script:
         "../scripts/synthetic_chunk.py"
 
 
 rule synthetic_aggregate:
-    """Combine the per-D chunks into the (modality, metric, D, ratio, sample) store."""
+    """Combine the per-D chunks into the (modality, metric, D, rho, sample) store."""
     input:
-        expand(results("synthetic", "chunks", "D={D}.zarr"), D=list(SYNTHETIC_CELLS)),
+        expand(LAYOUT.path("synthetic", "chunks", "D={D}.zarr"), D=list(SYNTHETIC_CELLS)),
     output:
-        store=directory(results("synthetic", "grassmann_baselines.zarr")),
+        store=directory(LAYOUT.path("synthetic", "grassmann_baselines.zarr")),
         csv=report(
-            results("synthetic", "baselines_table.csv"),
+            LAYOUT.path("synthetic", "baselines_table.csv"),
             category="Synthetic baselines",
             subcategory="Table 1",
             caption="../report/baselines_table.rst",
         ),
-        md=results("synthetic", "baselines_table.md"),
+        md=LAYOUT.path("synthetic", "baselines_table.md"),
     log:
-        results("logs", "synthetic_aggregate.log"),
+        LAYOUT.log("synthetic_aggregate"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -54,25 +53,22 @@ rule synthetic_aggregate:
 
 
 rule synthetic_figures:
-    """Metric vs D and metric vs ratio, one figure per modality (PNG and PDF)."""
+    """Metric vs D and metric vs rho (hessmask.figures.SYNTHETIC_FIGURES) of one modality, PNG and PDF."""
     input:
         rules.synthetic_aggregate.output.store,
     output:
-        vs_d=report(
-            results("figures", "synthetic", "vs_D_{modality}.png"),
-            category="Synthetic baselines",
-            subcategory="Metric vs D",
-            caption="../report/synthetic_vs_D.rst",
-        ),
-        vs_ratio=report(
-            results("figures", "synthetic", "vs_ratio_{modality}.png"),
-            category="Synthetic baselines",
-            subcategory="Metric vs ratio",
-            caption="../report/synthetic_vs_ratio.rst",
-        ),
-        pdfs=expand(results("figures", "synthetic", "{kind}_{{modality}}.pdf"), kind=SYNTHETIC_FIGURES),
+        **{
+            f"{name}_png": report(
+                LAYOUT.figure("synthetic", f"{name}_{{modality}}.png"),
+                category="Synthetic baselines",
+                subcategory=figure.label,
+                caption=f"../report/{figure.caption}",
+            )
+            for name, figure in SYNTHETIC_FIGURES.items()
+        },
+        **{f"{name}_pdf": LAYOUT.figure("synthetic", f"{name}_{{modality}}.pdf") for name in SYNTHETIC_FIGURES},
     log:
-        results("logs", "synthetic_figures", "{modality}.log"),
+        LAYOUT.log("synthetic_figures", "{modality}"),
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -8,12 +8,12 @@ rule train_segment:
         data=prepared_dataset,
         previous=previous_checkpoint,
     output:
-        checkpoint=results("{experiment}", "checkpoints", "step={step}.pt"),
-        curve=directory(results("{experiment}", "train", "segment_step={step}.zarr")),
+        checkpoint=LAYOUT.checkpoint("{experiment}", "{step}"),
+        curve=directory(LAYOUT.segment("{experiment}", "{step}")),
     log:
-        results("logs", "train_segment", "{experiment}", "step={step}.log"),
+        LAYOUT.log("train_segment", "{experiment}", "step={step}"),
     benchmark:
-        results("benchmarks", "rules", "train_segment", "{experiment}", "step={step}.tsv")
+        LAYOUT.benchmark("train_segment", "{experiment}", "step={step}")
     wildcard_constraints:
         step=r"\d+",
     priority: 50
@@ -21,10 +21,7 @@ rule train_segment:
         conda_env("train")
     threads: job_threads("train")
     resources:
-        **cluster("train"),
-        gpu=train_gpu,
-        mem_mb=memory("train_mem_mb"),
-        runtime=experiment_key("resources", "train_runtime"),
+        **stage_resources("train", "train_mem_mb", "train_runtime"),
     params:
         experiment=training_settings,
     script:
@@ -34,11 +31,11 @@ rule train_segment:
 rule training_curves:
     """Batch loss at every step and train/test loss and accuracy at the checkpoints."""
     input:
-        lambda wc: [results(wc.experiment, "train", f"segment_step={s}.zarr") for s in checkpoint_steps(experiment(wc))],
+        segment_stores,
     output:
-        directory(results("{experiment}", "training.zarr")),
+        directory(LAYOUT.experiment_store("{experiment}", "training")),
     log:
-        results("logs", "training_curves", "{experiment}.log"),
+        LAYOUT.log("training_curves", "{experiment}"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
@@ -48,31 +45,31 @@ rule training_curves:
         "../scripts/training_curves.py"
 
 
-rule params_store:
+rule theta_store:
     """theta at every record step, dims (step, param)."""
     input:
-        lambda wc: [results(wc.experiment, "checkpoints", f"step={s}.pt") for s in experiment(wc)["record_steps"]],
+        record_checkpoints,
     output:
-        directory(results("{experiment}", "params.zarr")),
+        directory(LAYOUT.experiment_store("{experiment}", "theta")),
     log:
-        results("logs", "params_store", "{experiment}.log"),
+        LAYOUT.log("theta_store", "{experiment}"),
     localrule: True
     conda:
         "../envs/cpu.yaml"
     params:
         experiment=training_settings,
     script:
-        "../scripts/params_store.py"
+        "../scripts/theta_store.py"
 
 
 rule mask_statistics:
     """kappa of |theta| per step and rho; IoU of magnitude masks between record steps."""
     input:
-        results("{experiment}", "params.zarr"),
+        LAYOUT.experiment_store("{experiment}", "theta"),
     output:
-        directory(results("{experiment}", "masks.zarr")),
+        directory(LAYOUT.experiment_store("{experiment}", "masks")),
     log:
-        results("logs", "mask_statistics", "{experiment}.log"),
+        LAYOUT.log("mask_statistics", "{experiment}"),
     localrule: True
     conda:
         "../envs/cpu.yaml"

@@ -2,11 +2,14 @@
 
 from pathlib import Path
 
+from _helpers import run
 from hessmask import plots
-from hessmask.jobs import setup_logging
 from hessmask.store import open_dataset
 
-sm = snakemake  # noqa: F821 (Snakemake global)
-log = setup_logging(sm.log)
-plots.save_figure(plots.quadratic_well(open_dataset(sm.input[0])), Path(sm.output.png).with_suffix(""))
-log.info("figure quadratic_well")
+
+def main(sm) -> None:
+    plots.save_figure(plots.quadratic_well(open_dataset(sm.input[0])), Path(sm.output.png).with_suffix(""))
+
+
+if __name__ == "__main__":
+    run(main, globals())

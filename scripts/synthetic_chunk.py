@@ -1,16 +1,20 @@
 """Rule synthetic_chunk: one D of the synthetic baselines -> results/synthetic/chunks/D=<D>.zarr."""
 
-from hessmask.jobs import setup_logging
+import logging
+
+from _helpers import run
 from hessmask.store import provenance, write_dataset
 from hessmask.synthetic import baseline_chunk
 
-sm = snakemake  # noqa: F821 (Snakemake global)
-log = setup_logging(sm.log)
-settings = sm.params.settings
-dim = int(sm.wildcards.D)
-ratios = sm.params.ratios
-log.info("D=%d ratios=%s T=%d", dim, ratios, settings["samples"])
-ds = baseline_chunk(dim, ratios, settings["samples"], settings["seed"], settings["modalities"])
-ds.attrs.update(provenance(settings))
-write_dataset(ds, sm.output[0])
-log.info("wrote %s", sm.output[0])
+
+def main(sm) -> None:
+    settings = sm.params.settings
+    dim = int(sm.wildcards.D)
+    logging.getLogger("hessmask").info("D=%d rho=%s T=%d", dim, sm.params.rhos, settings["samples"])
+    ds = baseline_chunk(dim, sm.params.rhos, settings["samples"], settings["seed"], settings["modalities"])
+    ds.attrs.update(provenance(settings))
+    write_dataset(ds, sm.output[0])
+
+
+if __name__ == "__main__":
+    run(main, globals())

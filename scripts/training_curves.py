@@ -1,11 +1,15 @@
 """Rule training_curves: per-segment curves -> results/<experiment>/training.zarr."""
 
-from hessmask.jobs import setup_logging
+from _helpers import run
 from hessmask.store import open_dataset, provenance, write_dataset
 from hessmask.training import combine_curves
 
-sm = snakemake  # noqa: F821 (Snakemake global)
-log = setup_logging(sm.log)
-ds = combine_curves([open_dataset(p, load=False) for p in sm.input])  # theta (params) is never read
-ds.attrs = provenance(sm.params.experiment)
-write_dataset(ds, sm.output[0])
+
+def main(sm) -> None:
+    ds = combine_curves([open_dataset(p, load=False) for p in sm.input])  # theta is never read
+    ds.attrs = provenance(sm.params.experiment)
+    write_dataset(ds, sm.output[0])
+
+
+if __name__ == "__main__":
+    run(main, globals())

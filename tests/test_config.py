@@ -10,7 +10,7 @@ def test_defaults_filled(repo):
     cfg = validate_config({})
     assert cfg["results"] == "results"
     assert cfg["synthetic"]["samples"] == 50
-    assert {g["name"] for g in cfg["synthetic"]["grids"]} == {"vs_D", "vs_ratio", "table"}
+    assert {g["name"] for g in cfg["synthetic"]["grids"]} == {"vs_D", "vs_rho", "table"}
 
 
 def test_default_config_is_valid(repo):
@@ -30,10 +30,10 @@ def test_overlays_valid(repo, overlay):
         ({"synthetic": {"sample": 3}}, "synthetic.sample"),
         ({"synthetic": {"samples": "many"}}, "synthetic.samples"),
         ({"synthetic": {"samples": 2.5}}, "synthetic.samples"),
-        ({"synthetic": {"grids": [{"name": "a", "D": [8], "ratios": [1.5]}]}}, "synthetic.grids[0].ratios[0]"),
-        ({"synthetic": {"grids": [{"name": "a", "D": [8], "ratios": [0]}]}}, "synthetic.grids[0].ratios[0]"),
-        ({"synthetic": {"grids": [{"name": "a", "D": [0], "ratios": [0.5]}]}}, "synthetic.grids[0].D[0]"),
-        ({"synthetic": {"grids": [{"name": "a", "D": [8], "ratios": [0.5, 0.5]}]}}, "synthetic.grids[0].ratios"),
+        ({"synthetic": {"grids": [{"name": "a", "D": [8], "rho": [1.5]}]}}, "synthetic.grids[0].rho[0]"),
+        ({"synthetic": {"grids": [{"name": "a", "D": [8], "rho": [0]}]}}, "synthetic.grids[0].rho[0]"),
+        ({"synthetic": {"grids": [{"name": "a", "D": [0], "rho": [0.5]}]}}, "synthetic.grids[0].D[0]"),
+        ({"synthetic": {"grids": [{"name": "a", "D": [8], "rho": [0.5, 0.5]}]}}, "synthetic.grids[0].rho"),
         ({"synthetic": {"modalities": ["OX"]}}, "synthetic.modalities[0]"),
     ],
 )
@@ -84,7 +84,7 @@ def test_every_overlay_valid(repo, overlay, tmp_path):
     ],
 )
 def test_errors_a_job_would_meet_are_raised_before_the_queue(changes, data, key):
-    changes = deep_update({"eigen": {"exact": False, "sketch": {"outer": 16, "inner": 32}},
+    changes = deep_update({"eigen": {"methods": SKETCH_ONLY},
                            "metrics": {"summary_rho": 0.000001}, "train": {"batch_size": 8},
                            "hessian": {"train_samples": 0, "test_samples": 2}}, changes)
     config = _experiment(**changes)
@@ -94,20 +94,25 @@ def test_errors_a_job_would_meet_are_raised_before_the_queue(changes, data, key)
 
 
 def test_test_matrix_kinds_come_from_the_library():
-    """eigen.sketch.kind accepts exactly hessmask.sketch.KINDS (the schema's enum is filled from
+    """eigen.methods.seigh.kind accepts exactly hessmask.sketch.KINDS (the schema's enum is filled from
     it), defaults to sparse_sign, and an unknown kind names its key."""
     from hessmask.sketch import KINDS
 
     def config(**sketch):
-        return _experiment(eigen={"exact": False, "sketch": {"outer": 16, "inner": 32, **sketch}},
+        return _experiment(eigen={"methods": {**NO_EXACT, "seigh": {"outer": 16, "inner": 32, **sketch}}},
                            metrics={"summary_rho": 0.000001}, train={"batch_size": 8},
                            hessian={"train_samples": 0, "test_samples": 2}, synthetic_samples=32)
 
     for kind in KINDS:
         validate_config(config(kind=kind))
-    assert validate_config(config())["experiments"]["big"]["eigen"]["sketch"]["kind"] == "sparse_sign"
-    with pytest.raises(ConfigError, match="'experiments.big.eigen.sketch.kind'"):
+    assert validate_config(config())["experiments"]["big"]["eigen"]["methods"]["seigh"]["kind"] == "sparse_sign"
+    with pytest.raises(ConfigError, match="'experiments.big.eigen.methods.seigh.kind'"):
         validate_config(config(kind="srht"))
+
+
+#: the eigen methods of the large-D test experiments: no dense exact solve, a small sketch
+NO_EXACT = {"exact": {"enabled": False}}
+SKETCH_ONLY = {**NO_EXACT, "seigh": {"outer": 16, "inner": 32}}
 
 
 def _experiment(**changes):
@@ -118,17 +123,20 @@ def _experiment(**changes):
 @pytest.mark.parametrize(
     "changes,key,text",
     [
-        ({"eigen": {"exact": True}}, "experiments.big.eigen.exact", "dense exact solve of D = 895210"),
-        ({"eigen": {"exact": False, "sketch": {"outer": 100}}, "metrics": {"summary_rho": 0.001}},
-         "experiments.big.metrics.summary_rho", "exceeds the 100 eigenpairs"),
-        ({"eigen": {"exact": False, "block_krylov": {"enabled": True, "budget": 4, "passes": 8}}},
-         "experiments.big.eigen.block_krylov.passes", "leave an empty block"),
-        ({"eigen": {"exact": False, "block_krylov": {"enabled": True, "steps": [5]}}},
-         "experiments.big.eigen.block_krylov.steps", "are not in experiments.big.eigen.steps"),
-        ({"eigen": {"exact": False, "block_krylov": {"enabled": True, "budget": 64, "k": 65}}},
-         "experiments.big.eigen.block_krylov.k", "from a Krylov space of at most 64 dimensions"),
-        ({"eigen": {"exact": False, "block_size": 64, "block_krylov": {"enabled": True, "shards": 3}}},
-         "experiments.big.eigen.block_krylov.shards", "3 shards for only 2 blocks"),
+        ({"eigen": {"methods": {"exact": {"enabled": True}}}}, "experiments.big.eigen.methods.exact.enabled",
+         "exact at D = 895210 needs about"),
+        ({"eigen": {"methods": {**NO_EXACT, "seigh": {"outer": 100}}}, "metrics": {"summary_rho": 0.001}},
+         "experiments.big.metrics.summary_rho", "exceeds the 100 eigenpairs of seigh"),
+        ({"eigen": {"methods": {**NO_EXACT, "block_krylov": {"enabled": True, "budget": 4, "passes": 8}}}},
+         "experiments.big.eigen.methods.block_krylov.passes", "leave an empty block"),
+        ({"eigen": {"methods": {**NO_EXACT, "block_krylov": {"enabled": True, "steps": [5]}}}},
+         "experiments.big.eigen.methods.block_krylov.steps", "are not in experiments.big.eigen.steps"),
+        ({"eigen": {"methods": {**NO_EXACT, "block_krylov": {"enabled": True, "budget": 64, "k": 65}}}},
+         "experiments.big.eigen.methods.block_krylov.k", "from a Krylov space of at most 64 dimensions"),
+        ({"eigen": {"block_size": 64, "methods": {**NO_EXACT, "block_krylov": {"enabled": True, "shards": 3}}}},
+         "experiments.big.eigen.methods.block_krylov.shards", "3 shards for only 2 blocks"),
+        ({"eigen": {"methods": {**NO_EXACT, "seigh": {"outer": 16, "inner": 8}}}},
+         "experiments.big.eigen.methods.seigh.inner", "8 < outer = 16"),
     ],
 )
 def test_impossible_eigen_settings_name_the_key(changes, key, text):
@@ -139,7 +147,7 @@ def test_impossible_eigen_settings_name_the_key(changes, key, text):
 
 def test_hessian_subset_smaller_than_the_classes_is_valid():
     cfg = validate_config(_experiment(model="resnet18", hessian={"train_samples": 0, "test_samples": 2},
-                                      eigen={"exact": False, "sketch": {"outer": 16, "inner": 32}},
+                                      eigen={"methods": SKETCH_ONLY},
                                       metrics={"summary_rho": 0.000001}))
     assert cfg["experiments"]["big"]["hessian"]["test_samples"] == 2
 
@@ -208,3 +216,49 @@ def test_the_snakemake_process_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", program], cwd=Path(__file__).resolve().parents[1],
                          capture_output=True, text=True)
     assert "torch imported: False" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "eigen,old,new",
+    [
+        ({"exact": False}, "experiments.big.eigen.exact", "experiments.big.eigen.methods.exact.enabled"),
+        ({"exact_steps": [0]}, "experiments.big.eigen.exact_steps", "experiments.big.eigen.methods.exact.steps"),
+        ({"exact_k": 10}, "experiments.big.eigen.exact_k", "experiments.big.eigen.methods.exact.k"),
+        ({"sketch": {"outer": 16}}, "experiments.big.eigen.sketch", "experiments.big.eigen.methods.seigh"),
+        ({"block_krylov": {"enabled": True}}, "experiments.big.eigen.block_krylov",
+         "experiments.big.eigen.methods.block_krylov"),
+    ],
+)
+def test_keys_of_the_earlier_shape_name_their_new_spelling(eigen, old, new):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_experiment(eigen=eigen))
+    assert f"'{old}' was renamed: write it as '{new}" in str(info.value)
+
+
+def test_renamed_synthetic_and_dof_keys_are_named():
+    with pytest.raises(ConfigError, match=r"'synthetic.grids\[0\].ratios' was renamed: write it as "
+                                          r"'synthetic.grids\[0\].rho'"):
+        validate_config({"synthetic": {"grids": [{"name": "a", "D": [8], "ratios": [0.5]}]}})
+    with pytest.raises(ConfigError, match="'synthetic.figure_ratios' was renamed: write it as 'synthetic.figure_rho'"):
+        validate_config({"synthetic": {"figure_ratios": [0.5]}})
+    with pytest.raises(ConfigError, match="'experiments.big.dof.methods' was renamed: write it as "
+                                          "'experiments.big.dof.subspaces"):
+        validate_config(_experiment(dof={"methods": ["burn_in"]}))
+
+
+def test_eigen_defaults_are_resolved_once_into_the_config():
+    """Every default of an eigen method is filled into the validated config (the one place they are
+    resolved): the steps, the sketch's inner size, the exact solve's k, block Krylov's budget and k."""
+    cfg = validate_config(_experiment(model="mlp", dataset="mnist5k", record_steps=[0, 5], train={"steps": 5},
+                                      eigen={"steps": [5], "methods": {"block_krylov": {"enabled": True}}},
+                                      masks={"rho": [0.01, 0.2]}))
+    eigen = cfg["experiments"]["big"]["eigen"]
+    assert eigen["steps"] == [5] and all(eigen["methods"][m]["steps"] == [5] for m in eigen["methods"])
+    assert eigen["methods"]["seigh"]["inner"] == 710 and eigen["methods"]["exact"]["k"] == 1406
+    assert eigen["methods"]["block_krylov"]["budget"] == 710 and eigen["methods"]["block_krylov"]["k"] == 355
+    from hessmask.config import eigen_specs
+
+    specs = eigen_specs(cfg["experiments"]["big"])
+    assert specs["exact"].dtype == "float64" and specs["seigh"].dtype == "float32"  # the block overrides eigen.dtype
+    assert "aposteriori_samples" not in specs["exact"].params()  # the exact solve does not read it: no rerun key
+    assert validate_config(cfg) == cfg  # resolving again changes nothing

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hessmask.curvature import GGNOperator, HessianOperator, check_symmetric, dense_matrix
+from hessmask.curvature import GGNOperator, HessianOperator
+from hessmask.operators import check_symmetric, dense_matrix
 
 
 class TinyBN(nn.Module):
@@ -133,7 +134,7 @@ def test_batchnorm_eval_mode_uses_running_stats():
 
 
 def test_nonsymmetric_rejected():
-    from hessmask.eigen import MatrixOperator
+    from hessmask.operators import MatrixOperator
 
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="not symmetric"):

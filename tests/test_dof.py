@@ -178,7 +178,7 @@ def test_methods_build_the_subspaces_they_name(rng):
     np.testing.assert_allclose(hess.columns.numpy(), sources.eigenvectors[:, :3], atol=1e-7)
     with pytest.raises(ValueError, match="needs 7 trajectory directions"):
         S.build_subspace("lottery_subspace", 7, 0, sources, 1)
-    with pytest.raises(ValueError, match="unknown subspace method"):
+    with pytest.raises(ValueError, match="unknown subspace"):
         S.build_subspace("pca", 3, 0, sources, 1)
 
 
@@ -247,13 +247,13 @@ def test_quadratic_well_threshold_is_read_on_every_d():
 
 def _chunk(method, d, runs, value, step=0):
     results = [S.SubspaceResult(0.1, value + r / 100, 0.2, value, np.zeros(3), np.zeros(1)) for r in runs]
-    return S._results_dataset(results, runs, {"method": [method], "start_step": [step], "d": [d]})
+    return S.results_dataset(results, runs, {"subspace": [method], "start_step": [step], "d": [d]})
 
 
 def _full(accuracies=(0.97,), lrs=(0.05,)):
     import xarray as xr
 
-    parts = [S._results_dataset([S.SubspaceResult(0.05, a, 0.1, a - 0.02, np.zeros(3), np.zeros(1))], [0], {})
+    parts = [S.results_dataset([S.SubspaceResult(0.05, a, 0.1, a - 0.02, np.zeros(3), np.zeros(1))], [0], {})
              for a in accuracies]
     return xr.concat(parts, dim=xr.DataArray(list(lrs), dims="lr", name="lr"))
 
@@ -265,10 +265,10 @@ def test_dof_dataset_combines_chunks():
     chunks = [_chunk(m, d, runs, 0.5 if d == 10 else 0.9) for m in ("random_affine", "mask_topd")
               for d in (10, 100) for runs in ([0, 1], [2])]
     ds = S.dof_dataset(chunks, _full(), 1000, [0.5, 0.9], delta=0.1, main_steps=MAIN)
-    assert ds["train_accuracy"].dims == ("method", "d", "run") and ds.sizes["run"] == 3
+    assert ds["train_accuracy"].dims == ("subspace", "d", "run") and ds.sizes["run"] == 3
     np.testing.assert_array_equal(ds["compression"].values, [100, 10])
-    assert ds["success_probability"].dims == ("method", "split", "level", "d")
-    np.testing.assert_array_equal(ds["threshold_dimension"].sel({"method": "mask_topd", "split": "test"}).values,
+    assert ds["success_probability"].dims == ("subspace", "split", "level", "d")
+    np.testing.assert_array_equal(ds["threshold_dimension"].sel({"subspace": "mask_topd", "split": "test"}).values,
                                   [10, 100])
     assert float(ds["full_train_accuracy"].squeeze()) == pytest.approx(0.97)
 
@@ -278,13 +278,13 @@ def test_dof_dataset_combines_chunks():
     [
         ({"dims": [10, 3000]}, "dims"),  # > D of mlp_tiny
         ({"dims": [8, 4]}, "dims"),
-        ({"dims": [4, 9], "methods": ["lottery_subspace"]}, "dims"),  # 8 training steps
+        ({"dims": [4, 9], "subspaces": ["lottery_subspace"]}, "dims"),  # 8 training steps
         ({"start_step": 5}, "start_step"),
         ({"rewind_step": 7}, "rewind_step"),
         ({"ticket_step": 7}, "ticket_step"),
         ({"start_steps": [0, 7]}, "start_steps"),
-        ({"methods": ["hessian_topd"], "start_steps": [8]}, "start_steps"),  # 8 is no solved step
-        ({"methods": ["hessian_topd"], "hessian_method": "seigh", "dims": [2, 200]}, "dims"),  # outer = 120
+        ({"subspaces": ["hessian_topd"], "start_steps": [8]}, "start_steps"),  # 8 is no solved step
+        ({"subspaces": ["hessian_topd"], "hessian_method": "seigh", "dims": [2, 200]}, "dims"),  # outer = 120
     ],
 )
 def test_dof_config_errors_name_the_key(repo, dof, key):
@@ -297,13 +297,13 @@ def test_dof_config_errors_name_the_key(repo, dof, key):
 def test_hessian_topd_needs_a_solved_step(repo):
     with pytest.raises(ConfigError, match="solved only at"):
         load_config(repo / "config.yaml", repo / "configs" / "ci.yaml",
-                    overrides={"experiments": {"ci_mlp": {"eigen": {"exact_steps": [0]}}}})
+                    overrides={"experiments": {"ci_mlp": {"eigen": {"methods": {"exact": {"steps": [0]}}}}}})
 
 
 def test_dof_dataset_orders_methods_and_labels_levels():
     chunks = [_chunk(m, 10, [0], 0.5) for m in ("mask_topd", "burn_in", "random_affine")]
     ds = S.dof_dataset(chunks, _full(), 100, [0.3, 0.6], delta=0.1, main_steps=MAIN)
-    assert list(ds["method"].values) == ["random_affine", "burn_in", "mask_topd"]
+    assert list(ds["subspace"].values) == ["random_affine", "burn_in", "mask_topd"]
     np.testing.assert_array_equal(ds["level"].values, [0.3, 0.6])
 
 
@@ -322,16 +322,16 @@ def test_start_step_sweep_aggregates_d_star_per_t():
     chunks += [_chunk("lottery_ticket", d, [0, 1], 0.9) for d in (10, 100)]
     ds = S.dof_dataset(chunks, _full(), 1000, [0.8], delta=0.1,
                        main_steps={"burn_in": 5, "random_affine": 0, "lottery_ticket": 0}, sweep_levels=[0.8])
-    assert ds["train_accuracy"].dims == ("method", "d", "run")  # the main results: one t per method
-    assert float(ds["threshold_dimension"].sel({"method": "burn_in"}).sel(split="train", level=0.8)) == 10
+    assert ds["train_accuracy"].dims == ("subspace", "d", "run")  # the main results: one t per method
+    assert float(ds["threshold_dimension"].sel({"subspace": "burn_in"}).sel(split="train", level=0.8)) == 10
     assert list(ds["offset_step"].values) == [0, 5, 0]
     sweep = ds["sweep_threshold_dimension"].sel(split="train", sweep_level=0.8)
-    np.testing.assert_array_equal(sweep.sel({"method": "burn_in"}).values, [100, 10, 100])
+    np.testing.assert_array_equal(sweep.sel({"subspace": "burn_in"}).values, [100, 10, 100])
     assert list(ds["start_step"].values) == [0, 5, 20]
-    np.testing.assert_array_equal(ds["sweep_ran"].sel({"method": "random_affine"}).values, [True, False, False])
+    np.testing.assert_array_equal(ds["sweep_ran"].sel({"subspace": "random_affine"}).values, [True, False, False])
     # never run at t = 5: NaN, not "not reached"
-    assert np.isnan(sweep.sel({"method": "random_affine"}).sel(start_step=5))
-    per_run = ds["sweep_run_threshold_dimension"].sel(split="train", sweep_level=0.8).sel({"method": "burn_in"})
+    assert np.isnan(sweep.sel({"subspace": "random_affine"}).sel(start_step=5))
+    per_run = ds["sweep_run_threshold_dimension"].sel(split="train", sweep_level=0.8).sel({"subspace": "burn_in"})
     np.testing.assert_array_equal(per_run.sel(start_step=5).values, [10, 10])
 
 
@@ -344,7 +344,7 @@ def test_per_run_d_star_is_each_runs_first_success():
     assert np.isnan(dstar.sel(level=0.99).values).all()
 
 
-DOF = {"methods": list(S.METHODS), "dims": [2, 4], "runs": 3, "runs_per_job": 2, "start_step": 3,
+DOF = {"subspaces": list(S.SUBSPACES), "dims": [2, 4], "runs": 3, "runs_per_job": 2, "start_step": 3,
        "start_steps": [0, 6], "rewind_step": 0, "ticket_step": 6, "hessian_method": "exact",
        "hessian_split": "train", "trajectory_every": 1, "steps": 5, "batch_size": 10, "lr": 0.05, "seed": 1,
        "device": "cpu", "init": "per_run"}
@@ -352,7 +352,7 @@ DOF = {"methods": list(S.METHODS), "dims": [2, 4], "runs": 3, "runs_per_job": 2,
 
 def test_chunk_grid_sweeps_only_the_start_step_methods():
     grid = S.chunk_grid(DOF)
-    steps = {m: sorted({t for mm, t, _, _ in grid if mm == m}) for m in S.METHODS}
+    steps = {m: sorted({t for mm, t, _, _ in grid if mm == m}) for m in S.SUBSPACES}
     assert steps == {"random_affine": [0], "burn_in": [0, 3, 6], "lottery_subspace": [0], "lottery_ticket": [0],
                      "hessian_topd": [0, 3, 6], "mask_topd": [0, 3, 6]}
     assert len(grid) == 12 * 2  # (method, t) x two chunks of runs, every d in one job (dims_per_job: null)
@@ -368,13 +368,13 @@ def test_chunk_grid_sweeps_only_the_start_step_methods():
 
 
 def test_method_inputs_and_job_settings():
-    assert S.method_inputs("hessian_topd", 6, DOF, 8) == {"start": ("checkpoint", 6),
+    assert S.subspace_inputs("hessian_topd", 6, DOF, 8) == {"start": ("checkpoint", 6),
                                                           "eigen": ("eigen", "exact", "train", 6)}
-    assert S.method_inputs("lottery_ticket", 0, DOF, 8)["final"] == ("checkpoint", 6)  # dof.ticket_step
-    assert S.method_inputs("lottery_ticket", 0, {**DOF, "ticket_step": None}, 8)["final"] == ("checkpoint", 8)
-    assert S.method_inputs("lottery_subspace", 0, DOF, 8)["trajectory"] == ("trajectory",)
-    with pytest.raises(ValueError, match="unknown subspace method"):
-        S.method_inputs("pca", 0, DOF, 8)
+    assert S.subspace_inputs("lottery_ticket", 0, DOF, 8)["final"] == ("checkpoint", 6)  # dof.ticket_step
+    assert S.subspace_inputs("lottery_ticket", 0, {**DOF, "ticket_step": None}, 8)["final"] == ("checkpoint", 8)
+    assert S.subspace_inputs("lottery_subspace", 0, DOF, 8)["trajectory"] == ("trajectory",)
+    with pytest.raises(ValueError, match="unknown subspace"):
+        S.subspace_inputs("pca", 0, DOF, 8)
     assert "ticket_step" in S.job_settings("lottery_ticket", DOF)
     assert "ticket_step" not in S.job_settings("burn_in", DOF)
     assert S.job_settings("burn_in", DOF)["init"] == "per_run" and "init" not in S.job_settings("mask_topd", DOF)
@@ -432,7 +432,7 @@ def test_one_job_over_several_d_is_bitwise_one_job_per_d():
     assert calls == [0, 1]
     separate = xr.concat([S.run_chunk("random_affine", d, *args, step=0, initialization=initialization)
                           for d in (2, 5)], "d")
-    assert together["train_loss"].dims == ("method", "start_step", "d", "run")
+    assert together["train_loss"].dims == ("subspace", "start_step", "d", "run")
     for name in ("train_loss", "test_accuracy", "batch_loss"):
         np.testing.assert_array_equal(together[name].values, separate[name].values)
     assert not np.array_equal(together["batch_loss"].sel(d=2).values, together["batch_loss"].sel(d=5).values)

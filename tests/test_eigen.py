@@ -7,6 +7,13 @@ import torch
 
 from hessmask import eigen as E
 from hessmask.curvature import HessianOperator
+from hessmask.eigen import exact as E_exact  # the module
+from hessmask.eigen.eigsh import eigsh
+from hessmask.eigen.exact import exact
+from hessmask.eigen.seigh import seigh
+from hessmask.grassmann import top_overlap
+from hessmask.operators import MatrixOperator
+from hessmask.rows import ArrayRows
 from hessmask.sketch import KINDS, TestMatrix, dct_ortho, dct_ortho_torch, idct_ortho, idct_ortho_torch
 
 D = 240
@@ -120,7 +127,7 @@ def test_dense_top_eigh_matches_a_full_eigh(k):
     spectrum, values, vectors = E.dense_top_eigh(matrix, k)
     full_values, full_vectors = np.linalg.eigh(matrix)
     np.testing.assert_allclose(spectrum, full_values, atol=1e-12)
-    ref_values, _ = E._sort_top(full_values, full_vectors, k)
+    ref_values, _ = E.sort_top(full_values, full_vectors, k)
     np.testing.assert_allclose(values, ref_values, atol=1e-12)
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-12)
     np.testing.assert_allclose(matrix @ vectors, vectors * values, atol=1e-11)
@@ -139,12 +146,12 @@ def test_dense_top_eigh_deflates_zero_rows(k, monkeypatch):
     matrix[np.ix_(live, live)] = (basis * lam) @ basis.T
     matrix = (matrix + matrix.T) / 2
     calls = []
-    real = E._top_eigh
-    monkeypatch.setattr(E, "_top_eigh", lambda m, k, overwrite: calls.append(m.shape[0]) or real(m, k, overwrite))
+    real = E_exact._top_eigh
+    monkeypatch.setattr(E_exact, "_top_eigh", lambda m, k, overwrite: calls.append(m.shape[0]) or real(m, k, overwrite))
     spectrum, values, vectors = E.dense_top_eigh(matrix, k)
     full_values, full_vectors = np.linalg.eigh(matrix)
     np.testing.assert_allclose(spectrum, full_values, atol=1e-12)
-    np.testing.assert_allclose(values, E._sort_top(full_values, full_vectors, k)[0], atol=1e-12)
+    np.testing.assert_allclose(values, E.sort_top(full_values, full_vectors, k)[0], atol=1e-12)
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(k), atol=1e-12)
     np.testing.assert_allclose(matrix @ vectors, vectors * values, atol=1e-11)
     assert calls == {45: [45, 60], 50: [60]}.get(k, [45])
@@ -155,7 +162,7 @@ def test_dense_top_eigh_deflates_zero_rows(k, monkeypatch):
 @pytest.mark.parametrize("kind", ["low_rank", "outliers", "decay"])
 def test_exact_agrees_with_torch(kind):
     matrix, lam, _ = spectrum_matrix(kind)
-    result = E.exact(E.MatrixOperator(matrix), 10, residual_pairs=10)
+    result = exact(MatrixOperator(matrix), 10, residual_pairs=10)
     np.testing.assert_allclose(result.eigenvalues, lam[:10], atol=1e-10)
     ref = torch.linalg.eigvalsh(torch.from_numpy(matrix)).numpy()
     np.testing.assert_allclose(np.sort(result.extra["spectrum"]), np.sort(ref), atol=1e-10)
@@ -165,15 +172,15 @@ def test_exact_agrees_with_torch(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_seigh_recovers_low_rank_to_precision(kind):
     matrix, lam, vecs = spectrum_matrix("low_rank")
-    result = E.seigh(E.MatrixOperator(matrix), 12, outer=24, seed=3, kind=kind, block=8)
+    result = seigh(MatrixOperator(matrix), 12, outer=24, seed=3, kind=kind, block=8)
     np.testing.assert_allclose(result.eigenvalues, lam[:12], atol=1e-9)
-    assert E.top_overlap(vecs, result.eigenvectors, 12) > 1 - 1e-10
+    assert top_overlap(vecs, result.eigenvectors, 12) > 1 - 1e-10
     assert result.products == 48
 
 
 def test_seigh_sharded_equals_unsharded_bitwise():
     matrix, _, _ = spectrum_matrix("outliers")
-    op = E.MatrixOperator(matrix, dtype=torch.float32)
+    op = MatrixOperator(matrix, dtype=torch.float32)
     spec = E.SketchSpec(D, 30, 60, seed=9)
     whole_part = E.seigh_measure(op, spec, 0, 60, block=8)
     parts = [E.seigh_measure(op, spec, a, b, block=8) for a, b in [(40, 60), (0, 16), (16, 40)]]
@@ -198,8 +205,8 @@ def dense_recover(outer, inner, spec, k):
     psi_left, psi_right = spec.test_matrices()
     q, _ = torch.linalg.qr(torch.tensor(outer, dtype=torch.float64))
     u_z, s_z, vh_z = torch.linalg.svd(torch.tensor(inner))
-    left = E._least_squares(psi_left.apply(q), u_z)
-    right = E._least_squares(psi_right.apply(q), vh_z.T)
+    left = E.least_squares(psi_left.apply(q), u_z)
+    right = E.least_squares(psi_right.apply(q), vh_z.T)
     core = (left * s_z) @ right.T
     values, vectors = torch.linalg.eigh((core + core.T) / 2)
     order = np.argsort(-np.abs(values.numpy()), kind="stable")[:k]
@@ -211,14 +218,14 @@ def dense_recover(outer, inner, spec, k):
 def test_streaming_solve_matches_dense_recovery(kind, row_chunk):
     """Row chunks of any size (not dividing D) give the in-memory answer, orthonormal vectors."""
     matrix, _, _ = spectrum_matrix(kind)
-    op = E.MatrixOperator(matrix, dtype=torch.float32)
+    op = MatrixOperator(matrix, dtype=torch.float32)
     spec = E.SketchSpec(D, 30, 60, seed=9)
     part = E.seigh_measure(op, spec, 0, 60, block=16)
     k = 20
     solution = E.seigh_recover(part.outer, *E.seigh_merge([part], spec), spec, k, row_chunk=row_chunk)
     values, vectors = dense_recover(part.outer, part.inner, spec, k)
     np.testing.assert_allclose(solution.eigenvalues, values, rtol=1e-9, atol=1e-9 * abs(values[0]))
-    assert 1 - E.top_overlap(vectors, solution.vectors, k) < 1e-9
+    assert 1 - top_overlap(vectors, solution.vectors, k) < 1e-9
     # U = Y C in float64 is orthonormal to about eps cond(Y): far below the float32 of the stores
     measured = np.abs(solution.vectors.T @ solution.vectors - np.eye(k)).max()
     assert solution.orthogonality_error == pytest.approx(measured, rel=1e-3, abs=1e-15)
@@ -229,14 +236,14 @@ def test_exactly_low_rank_operator_and_rank_deficient_sketch():
     """An operator of rank 12 measured with s = 30 > 12 (float64): the sketch is rank deficient,
     the solve keeps the 12 directions, recovers them to precision and refuses k above the rank."""
     matrix, lam, vecs = spectrum_matrix("low_rank")
-    op = E.MatrixOperator(matrix)
+    op = MatrixOperator(matrix)
     spec = E.SketchSpec(D, 30, 60, seed=2)
     part = E.seigh_measure(op, spec, 0, 60, block=16)
     sketches = E.seigh_merge([part], spec)
     solution = E.seigh_recover(part.outer, *sketches, spec, None, row_chunk=50)
     assert solution.rank == 12 and solution.eigenvalues.size == 12
     np.testing.assert_allclose(solution.eigenvalues, lam[:12], atol=1e-9)
-    assert 1 - E.top_overlap(vecs, solution.vectors, 12) < 1e-10
+    assert 1 - top_overlap(vecs, solution.vectors, 12) < 1e-10
     assert solution.orthogonality_error < 1e-12
     with pytest.raises(E.SolverError, match="numerical rank 12"):
         E.seigh_recover(part.outer, *sketches, spec, 13, row_chunk=50)
@@ -247,20 +254,20 @@ def test_ill_conditioned_sketch_is_reorthogonalized():
     rounding noise (condition ~1e7), the second pass runs, and the top 12 pairs are exact to
     float32 precision."""
     matrix, lam, vecs = spectrum_matrix("low_rank")
-    op = E.MatrixOperator(matrix, dtype=torch.float32)
+    op = MatrixOperator(matrix, dtype=torch.float32)
     spec = E.SketchSpec(D, 30, 60, seed=9)
     part = E.seigh_measure(op, spec, 0, 60, block=16)
     solution = E.seigh_recover(part.outer, *E.seigh_merge([part], spec), spec, 12, row_chunk=33)
     assert solution.condition > E.REORTHOGONALIZE_ABOVE and solution.reorthogonalized
     assert solution.orthogonality_error < 1e-8
     np.testing.assert_allclose(solution.eigenvalues, lam[:12], rtol=1e-5)
-    assert 1 - E.top_overlap(vecs, solution.vectors, 12) < 1e-6
+    assert 1 - top_overlap(vecs, solution.vectors, 12) < 1e-6
 
 
 def test_streaming_aposteriori_equals_direct():
     matrix, _, _ = spectrum_matrix("decay")
-    op = E.MatrixOperator(matrix)
-    result = E.seigh(op, 6, outer=6, inner=12)
+    op = MatrixOperator(matrix)
+    result = seigh(op, 6, outer=6, inner=12)
     streamed = E.aposteriori_error(op, result.eigenvalues, result.eigenvectors, 8, seed=3, row_chunk=17)
     gen = torch.Generator().manual_seed(3 + 0xA905)
     omega = torch.randn((D, 8), generator=gen, dtype=torch.float64).numpy()
@@ -272,21 +279,21 @@ def test_streaming_aposteriori_equals_direct():
 @pytest.mark.parametrize("kind", ["outliers", "decay"])
 def test_baselines_reach_exact_subspace(kind):
     matrix, _, vecs = spectrum_matrix(kind)
-    op = E.MatrixOperator(matrix)
+    op = MatrixOperator(matrix)
     k = 8
-    arpack = E.eigsh(op, k, tol=1e-8)
+    arpack = eigsh(op, k, tol=1e-8)
     krylov = E.block_krylov(op, k, budget=96, block_size=12)
-    assert E.top_overlap(vecs, arpack.eigenvectors, k) >= 0.99
-    assert E.top_overlap(vecs, krylov.eigenvectors, k) >= 0.99
+    assert top_overlap(vecs, arpack.eigenvectors, k) >= 0.99
+    assert top_overlap(vecs, krylov.eigenvectors, k) >= 0.99
     assert krylov.products <= 96 and arpack.products > 0
 
 
 def test_block_krylov_beats_seigh_on_outliers():
     matrix, _, vecs = spectrum_matrix("outliers")
-    op = E.MatrixOperator(matrix)
-    sketch = E.seigh(op, 8, outer=16, inner=32)
+    op = MatrixOperator(matrix)
+    sketch = seigh(op, 8, outer=16, inner=32)
     krylov = E.block_krylov(op, 8, budget=32, block_size=8)
-    assert E.top_overlap(vecs, krylov.eigenvectors, 8) > E.top_overlap(vecs, sketch.eigenvectors, 8)
+    assert top_overlap(vecs, krylov.eigenvectors, 8) > top_overlap(vecs, sketch.eigenvectors, 8)
 
 
 def test_solvers_on_a_small_network():
@@ -295,22 +302,22 @@ def test_solvers_on_a_small_network():
     x, y = torch.randn(40, 16, dtype=torch.float64), torch.arange(40) % 4
     op = HessianOperator(model.double(), x, y, dtype=torch.float64, block_size=16)
     k = 5
-    ref = E.exact(op, k)
+    ref = exact(op, k)
     dense = torch.autograd.functional.hessian(
         lambda t: torch.nn.functional.cross_entropy(torch.func.functional_call(
             model, op.unflatten(t), (x,)), y), op.theta())
     vals = torch.linalg.eigvalsh(dense).numpy()
     np.testing.assert_allclose(np.sort(np.abs(ref.eigenvalues)), np.sort(np.abs(vals))[-k:], rtol=1e-8)
-    assert E.top_overlap(ref.eigenvectors, E.eigsh(op, k, tol=1e-10).eigenvectors, k) >= 0.99
-    assert E.top_overlap(ref.eigenvectors, E.block_krylov(op, k, budget=op.dim).eigenvectors, k) >= 0.99
-    full = E.seigh(op, k, outer=op.dim // 2, inner=op.dim)
+    assert top_overlap(ref.eigenvectors, eigsh(op, k, tol=1e-10).eigenvectors, k) >= 0.99
+    assert top_overlap(ref.eigenvectors, E.block_krylov(op, k, budget=op.dim).eigenvectors, k) >= 0.99
+    full = seigh(op, k, outer=op.dim // 2, inner=op.dim)
     assert full.residuals is None and full.products == op.dim
 
 
 def test_aposteriori_within_bounds():
     matrix, _, _ = spectrum_matrix("decay")
-    op = E.MatrixOperator(matrix)
-    result = E.seigh(op, 6, outer=6, inner=12)
+    op = MatrixOperator(matrix)
+    result = seigh(op, 6, outer=6, inner=12)
     approx = (result.eigenvectors * result.eigenvalues) @ result.eigenvectors.T
     true = np.linalg.norm(matrix - approx)
     q, eps, trials = 20, 0.5, 200
@@ -327,33 +334,33 @@ def test_aposteriori_within_bounds():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda op: E.exact(op, D + 1), "larger than the operator dimension"),
-        (lambda op: E.seigh(op, 30, outer=20), "larger than the product budget"),
-        (lambda op: E.seigh(op, 5, outer=20, inner=10), "inner sketch size 10 < outer"),
-        (lambda op: E.seigh(op, 5, outer=200, inner=400), "exceed D"),
+        (lambda op: exact(op, D + 1), "larger than the operator dimension"),
+        (lambda op: seigh(op, 30, outer=20), "larger than the product budget"),
+        (lambda op: seigh(op, 5, outer=20, inner=10), "inner sketch size 10 < outer"),
+        (lambda op: seigh(op, 5, outer=200, inner=400), "exceed D"),
         (lambda op: E.block_krylov(op, 50, budget=40), "larger than the product budget"),
-        (lambda op: E.eigsh(op, D), "ARPACK needs k < D"),
+        (lambda op: eigsh(op, D), "ARPACK needs k < D"),
     ],
 )
 def test_bad_sizes(call, match):
     matrix, _, _ = spectrum_matrix("decay")
     with pytest.raises(E.SolverError, match=match):
-        call(E.MatrixOperator(matrix))
+        call(MatrixOperator(matrix))
 
 
 def test_nonsymmetric_operator_rejected_by_seigh():
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match="not symmetric"):
-        E.seigh(E.MatrixOperator(rng.standard_normal((D, D))), 4, outer=8)
+        seigh(MatrixOperator(rng.standard_normal((D, D))), 4, outer=8)
 
 
 @pytest.mark.parametrize("value,match", [(float("nan"), "non-finite Hessian-vector products"), (0.0, "are zero")])
 def test_degenerate_operator_refused(value, match):
-    op = E.MatrixOperator(np.full((D, D), value))
+    op = MatrixOperator(np.full((D, D), value))
     with pytest.raises(E.SolverError, match=match):
-        E.seigh(op, 4, outer=8, check_symmetry=False)
+        seigh(op, 4, outer=8, check_symmetry=False)
     with pytest.raises(E.SolverError, match=match):
-        E.exact(op, 4)
+        exact(op, 4)
 
 
 def test_top_overlap_counts_what_a_basis_spans():
@@ -361,12 +368,12 @@ def test_top_overlap_counts_what_a_basis_spans():
     _, _, vecs = spectrum_matrix("decay")
     k = 10
     degenerate = np.repeat(vecs[:, :2], k // 2, axis=1) + 1e-3 * vecs[:, 50:60]
-    assert E.top_overlap(vecs, vecs[:, ::-1][:, -k:], k) == pytest.approx(1.0)
-    assert E.top_overlap(vecs, degenerate, k) < 0.25
+    assert top_overlap(vecs, vecs[:, ::-1][:, -k:], k) == pytest.approx(1.0)
+    assert top_overlap(vecs, degenerate, k) < 0.25
     exactly_repeated = np.repeat(vecs[:, :2], k // 2, axis=1)  # rank 2: QR would complete it arbitrarily
-    assert E.top_overlap(vecs, exactly_repeated, k) == pytest.approx(2 / k)
+    assert top_overlap(vecs, exactly_repeated, k) == pytest.approx(2 / k)
     e = np.eye(4)
-    assert E.top_overlap(e[:, :2], e[:, [0, 0]], 2) == pytest.approx(0.5)
+    assert top_overlap(e[:, :2], e[:, [0, 0]], 2) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("kind", ["outliers", "decay", "low_rank"])
@@ -375,13 +382,13 @@ def test_block_krylov_in_passes_matches_the_in_memory_solver(kind):
     dividing D) find the subspace the in-memory block Krylov finds with the same blocks, and the
     exact eigenpairs where the Krylov space is large enough."""
     matrix, lam, vecs = spectrum_matrix(kind)
-    op = E.MatrixOperator(matrix)
+    op = MatrixOperator(matrix)
     spec = E.KrylovSpec(D, budget=96, passes=8, seed=3)
     result = E.krylov_passes(op, 8, spec, row_chunk=37, block=5, residual_pairs=4)
     assert result.products == 96 or kind == "low_rank"  # low rank: the space is exhausted early
-    reference = E.block_krylov(E.MatrixOperator(matrix), 8, budget=96, block_size=12, seed=3)
-    assert E.top_overlap(reference.eigenvectors, result.eigenvectors, 8) > 1 - 1e-6
-    assert E.top_overlap(vecs, result.eigenvectors, 8) > 0.999
+    reference = E.block_krylov(MatrixOperator(matrix), 8, budget=96, block_size=12, seed=3)
+    assert top_overlap(reference.eigenvectors, result.eigenvectors, 8) > 1 - 1e-6
+    assert top_overlap(vecs, result.eigenvectors, 8) > 0.999
     np.testing.assert_allclose(result.eigenvalues, lam[:8], rtol=1e-6, atol=1e-9)
     assert result.extra["orthogonality_error"] < 1e-12
     if kind == "low_rank":  # rank 12: the second block already spans the range; later passes add nothing
@@ -391,14 +398,14 @@ def test_block_krylov_in_passes_matches_the_in_memory_solver(kind):
 def test_block_krylov_passes_are_bitwise_independent_of_sharding_and_chunking_of_products():
     matrix, _, _ = spectrum_matrix("outliers")
     spec = E.KrylovSpec(D, budget=60, passes=3, seed=1)
-    basis = E.ArrayRows(np.linalg.qr(spec.start_rows(0, D))[0])
-    whole, parts = E._ArraySink(D, 20), E._ArraySink(D, 20)
-    E.krylov_measure(E.MatrixOperator(matrix), basis, 0, 20, block=5, sink=whole)
+    basis = ArrayRows(np.linalg.qr(spec.start_rows(0, D))[0])
+    whole, parts = E.ArraySink(D, 20), E.ArraySink(D, 20)
+    E.krylov_measure(MatrixOperator(matrix), basis, 0, 20, block=5, sink=whole)
     for start, stop in ((10, 20), (0, 10)):  # two shards, any order
-        E.krylov_measure(E.MatrixOperator(matrix), basis, start, stop, block=5, sink=parts)
+        E.krylov_measure(MatrixOperator(matrix), basis, start, stop, block=5, sink=parts)
     assert np.array_equal(whole.array, parts.array)
     np.testing.assert_array_equal(spec.start_rows(5000, 5003), spec.start_rows(4090, 5010)[910:913])
     with pytest.raises(E.SolverError, match="block boundary"):
-        E.krylov_measure(E.MatrixOperator(matrix), basis, 3, 10, block=5, sink=parts)
+        E.krylov_measure(MatrixOperator(matrix), basis, 3, 10, block=5, sink=parts)
     with pytest.raises(E.SolverError, match="cannot fill"):
         E.KrylovSpec(D, budget=2, passes=3)

@@ -2,32 +2,41 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from hessmask import eigen as E
-from hessmask import eigen_stores, metrics
+from hessmask import metrics
+from hessmask.eigen import krylov_store, seigh_store
+from hessmask.eigen.exact import exact
+from hessmask.eigen.methods import BlockKrylovSpec, ExactSpec, SeighSpec
+from hessmask.eigen.seigh import seigh
+from hessmask.grassmann import top_overlap
+from hessmask.operators import MatrixOperator
 from hessmask.store import open_dataset
 
 D = 300
-EIGEN = {"device": "cpu", "block_size": 16, "row_chunk": 64, "vector_chunk": 8, "residual_pairs": 4,
-         "aposteriori_samples": 3, "sketch": {"outer": 40, "inner": 80, "kind": "sparse_sign", "seed": 5, "shards": 3}}
+#: what every method's spec reads of eigen.* (hessmask.eigen.methods.SolveSpec)
+SHARED = dict(curvature="hessian", dtype="float32", device="cpu", block_size=16, data_chunk=None, residual_pairs=4,
+              row_chunk=64, vector_chunk=8)
+EIGEN = SeighSpec(**SHARED, aposteriori_samples=3, outer=40, inner=80, kind="sparse_sign", seed=5, shards=3)
 
 
 def operator():
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.standard_normal((D, D)))
     lam = np.concatenate([np.linspace(50, 20, 6), rng.standard_normal(D - 6)])
-    return E.MatrixOperator((q * lam) @ q.T, dtype=torch.float32)
+    return MatrixOperator((q * lam) @ q.T, dtype=torch.float32)
 
 
 def measure(tmp_path, eigen=EIGEN, name="shards"):
     paths = []
-    for shard in range(eigen["sketch"]["shards"]):
+    for shard in range(eigen.shards):
         path = tmp_path / name / f"shard={shard}.zarr"
-        eigen_stores.measure_shard(operator(), eigen, shard, path, {"step": 0})
+        seigh_store.measure_shard(operator(), eigen, shard, path, {"step": 0})
         paths.append(path)
     return paths
 
@@ -36,9 +45,9 @@ def test_sharded_stores_give_the_in_process_solve(tmp_path):
     """Three shard jobs, their stores and the streaming solve: bitwise the in-process SEIGH."""
     paths = measure(tmp_path)
     out = tmp_path / "eigen.zarr"
-    eigen_stores.solve_store(operator(), paths[::-1], EIGEN, seed=1, path=out, attrs={"step": 0})
+    seigh_store.solve_store(operator(), EIGEN, paths[::-1], seed=1, path=out, attrs={"step": 0})
     store = open_dataset(out)
-    ref = E.seigh(operator(), 40, outer=40, inner=80, seed=5, block=16, row_chunk=64, check_symmetry=False)
+    ref = seigh(operator(), 40, outer=40, inner=80, seed=5, block=16, row_chunk=64, check_symmetry=False)
     assert np.array_equal(store["eigenvalues"].values, ref.eigenvalues)
     assert np.array_equal(store["eigenvectors"].values, ref.eigenvectors.astype(np.float32))
     assert store["eigenvectors"].dims == ("param", "eigenpair")
@@ -48,29 +57,65 @@ def test_sharded_stores_give_the_in_process_solve(tmp_path):
     assert store.attrs["orthogonality_error"] < 1e-12
 
 
+def test_the_registry_writer_of_seigh_gives_the_sharded_store(tmp_path):
+    """hessmask.eigen.seigh_store.store, the writer every eigen_store job of SEIGH calls: from the
+    shard stores of separate jobs, or measuring its one shard itself (shards = 1), bitwise the same
+    store; its a-posteriori seed is seed + step."""
+    paths = measure(tmp_path)
+    seigh_store.store(operator(), EIGEN, -4, paths, tmp_path / "from_shards.zarr", {"step": 0})
+    seigh_store.store(operator(), replace(EIGEN, shards=1), -4, [], tmp_path / "one_job.zarr", {"step": 0})
+    seigh_store.solve_store(operator(), EIGEN, paths, seed=1, path=tmp_path / "direct.zarr", attrs={"step": 0})
+    stores = [open_dataset(tmp_path / f"{name}.zarr") for name in ("from_shards", "one_job", "direct")]
+    for name in ("eigenvalues", "eigenvectors", "residual_norm"):
+        assert all(np.array_equal(s[name].values, stores[0][name].values) for s in stores), name
+    assert len({json.loads(s.attrs["aposteriori"])["frobenius_error"] for s in stores}) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # the one job's scratch shard is gone
+    with pytest.raises(E.SolverError, match="needs its 3 shard stores"):
+        seigh_store.store(operator(), EIGEN, 0, [], tmp_path / "x.zarr", {})
+
+
+def test_kernel_store_writes_the_exact_solve(tmp_path):
+    """The generic in-memory writer (hessmask.eigen.stores.kernel_store) with the exact kernel of the
+    registry: the store holds exactly the kernel's eigenpairs, residuals and spectrum."""
+    from hessmask.eigen.stores import kernel_store
+
+    spec = ExactSpec(**{**SHARED, "dtype": "float64"}, k=12)
+    timings = kernel_store(operator(), spec, 0, [], tmp_path / "exact.zarr", {"step": 0})
+    store = open_dataset(tmp_path / "exact.zarr")
+    ref = exact(operator(), 12, block=16, residual_pairs=4)
+    assert np.array_equal(store["eigenvalues"].values, ref.eigenvalues)
+    assert np.array_equal(store["eigenvectors"].values, ref.eigenvectors.astype(np.float32))
+    assert np.array_equal(store["residual_norm"].values, ref.residuals)
+    assert store["spectrum"].dims == ("spectrum_index",) and store.sizes["spectrum_index"] == D
+    assert store.attrs["products"] == D and json.loads(store.attrs["settings"])["k"] == 12
+    assert "aposteriori" not in store.attrs and set(timings) >= {"measure", "eigh"}
+    with pytest.raises(E.SolverError, match="solved in one job"):
+        kernel_store(operator(), spec, 0, ["a.zarr"], tmp_path / "x.zarr", {})
+
+
 def test_shard_store_layout(tmp_path):
     shard = open_dataset(measure(tmp_path)[0])
     assert shard["outer"].dims == ("param", "outer_column") and shard["outer"].encoding["chunks"] == (64, 16)
     assert shard["inner"].shape == (80, shard.attrs["stop"] - shard.attrs["start"])
-    assert json.loads(shard.attrs["sketch"]) == eigen_stores.sketch_identity(EIGEN, D)
+    assert json.loads(shard.attrs["sketch"]) == seigh_store.sketch_identity(EIGEN, D)
 
 
 def expect_refusal(tmp_path, paths, match, eigen=EIGEN):
     out = tmp_path / "eigen.zarr"
     with pytest.raises(E.SolverError, match=match):
-        eigen_stores.solve_store(operator(), paths, eigen, seed=1, path=out, attrs={})
+        seigh_store.solve_store(operator(), eigen, paths, seed=1, path=out, attrs={})
     assert not out.exists() and not list(tmp_path.glob(".eigen.zarr.tmp-*"))
 
 
 def test_shard_of_another_sketch_is_refused(tmp_path):
     paths = measure(tmp_path)
-    other = {**EIGEN, "sketch": {**EIGEN["sketch"], "seed": 6}}
+    other = replace(EIGEN, seed=6)
     paths[1] = measure(tmp_path, other, "other")[1]
     expect_refusal(tmp_path, paths, r"shard store .*other/shard=1.zarr belongs to another sketch .*'seed': \(6, 5\)")
 
 
 def test_row_chunk_change_is_refused(tmp_path):
-    expect_refusal(tmp_path, measure(tmp_path), "belongs to another sketch .*row_chunk", {**EIGEN, "row_chunk": 32})
+    expect_refusal(tmp_path, measure(tmp_path), "belongs to another sketch .*row_chunk", replace(EIGEN, row_chunk=32))
 
 
 def test_missing_shard_is_refused(tmp_path):
@@ -93,7 +138,7 @@ def test_truncated_or_corrupt_shard_is_named(tmp_path):
 
 
 def test_killed_writer_leaves_nothing(tmp_path):
-    class Failing(E.MatrixOperator):
+    class Failing(MatrixOperator):
         def matmat(self, block):
             if self.num_products >= 16:
                 raise RuntimeError("killed")
@@ -103,7 +148,7 @@ def test_killed_writer_leaves_nothing(tmp_path):
     failing = Failing(op.matrix)
     path = tmp_path / "shard=0.zarr"
     with pytest.raises(RuntimeError, match="killed"):
-        eigen_stores.measure_shard(failing, EIGEN, 0, path, {})
+        seigh_store.measure_shard(failing, EIGEN, 0, path, {})
     assert not path.exists() and not list(tmp_path.glob(".*tmp-*"))
 
 
@@ -140,42 +185,43 @@ def test_step_metrics_measure_each_method_against_exact():
     import xarray as xr
 
     op = operator()
-    exact = E.exact(op, 40)
-    sketch = E.seigh(op, 40, outer=40, inner=80, seed=5, check_symmetry=False)
+    reference = exact(op, 40)
+    sketch = seigh(op, 40, outer=40, inner=80, seed=5, check_symmetry=False)
 
     def store(result):
         return xr.Dataset({"eigenvalues": (("eigenpair",), result.eigenvalues),
                            "eigenvectors": (("param", "eigenpair"), result.eigenvectors.astype(np.float32))})
 
     theta = np.random.default_rng(3).standard_normal(D)
-    ds = metrics.step_metrics(theta, {"exact": store(exact), "seigh": store(sketch)}, [0.05], 3, 0, row_chunk=64)
+    ds = metrics.step_metrics(theta, {"exact": store(reference), "seigh": store(sketch)}, [0.05], 3, 0, row_chunk=64)
     accuracy = ds["eigenspace_accuracy"].sel({"method": "seigh"})
     for k in (1, 6, 20, 40):
-        assert float(accuracy.sel(k=k)) == pytest.approx(E.top_overlap(exact.eigenvectors, sketch.eigenvectors, k),
+        assert float(accuracy.sel(k=k)) == pytest.approx(top_overlap(reference.eigenvectors, sketch.eigenvectors, k),
                                                          abs=1e-6)
     assert float(ds["eigenspace_accuracy"].sel({"method": "exact", "k": 40})) == 1.0
     errors = ds["eigenvalue_relative_error"].sel({"method": "seigh"}).values
-    np.testing.assert_allclose(errors, np.abs(sketch.eigenvalues - exact.eigenvalues) / np.abs(exact.eigenvalues),
+    np.testing.assert_allclose(errors, np.abs(sketch.eigenvalues - reference.eigenvalues) /
+                               np.abs(reference.eigenvalues),
                                rtol=1e-12)
     assert float(accuracy.sel(k=6)) > 0.98 > float(accuracy.sel(k=40))  # the outliers are recovered, the bulk is not
 
 
-KRYLOV = {**EIGEN, "block_krylov": {"enabled": True, "budget": 96, "passes": 3, "k": 20, "shards": 2, "seed": 4}}
+KRYLOV = BlockKrylovSpec(**SHARED, aposteriori_samples=3, budget=96, passes=3, k=20, shards=2, seed=4)
 
 
 def krylov_jobs(tmp_path, eigen=KRYLOV):
     """The DAG's block Krylov jobs in order: basis p, its product shards (in reverse order), ..., solve."""
     bases, images = [], []
-    for p in range(eigen["block_krylov"]["passes"]):
+    for p in range(eigen.passes):
         basis = tmp_path / f"basis_pass={p}.zarr"
-        eigen_stores.krylov_basis_store(eigen, D, 0, bases, images[-1] if images else [], basis, {"step": 0})
+        krylov_store.basis_store(eigen, D, 0, bases, images[-1] if images else [], basis, {"step": 0})
         bases.append(basis)
-        shards = [tmp_path / f"image_pass={p}" / f"shard={i}.zarr" for i in range(eigen["block_krylov"]["shards"])]
+        shards = [tmp_path / f"image_pass={p}" / f"shard={i}.zarr" for i in range(eigen.shards)]
         for i in reversed(range(len(shards))):
-            eigen_stores.krylov_measure_store(operator(), eigen, basis, i, shards[i], {"step": 0})
+            krylov_store.measure_store(operator(), eigen, basis, i, shards[i], {"step": 0})
         images.append(shards)
     out = tmp_path / "block_krylov.zarr"
-    eigen_stores.krylov_solve_store(operator(), eigen, bases, images, seed=1, path=out, attrs={"step": 0})
+    krylov_store.solve_store(operator(), eigen, bases, images, seed=1, path=out, attrs={"step": 0})
     return out, bases, images
 
 
@@ -191,39 +237,45 @@ def test_block_krylov_jobs_give_the_in_process_solve(tmp_path):
     assert store.attrs["products"] == 96 and store.attrs["method"] == "block_krylov"
     assert store.attrs["krylov_dimension"] == 96 and store.attrs["orthogonality_error"] < 1e-12
     np.testing.assert_allclose(store["eigenvalues"].values[:6], np.linspace(50, 20, 6), rtol=1e-4)
-    one_shard = {**KRYLOV, "block_krylov": {**KRYLOV["block_krylov"], "shards": 1}}
+    one_shard = replace(KRYLOV, shards=1)
     other, _, _ = krylov_jobs(tmp_path / "one", one_shard)
     assert np.array_equal(open_dataset(other)["eigenvalues"].values, store["eigenvalues"].values)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    # one job for every pass and the solve (rule eigen_krylov): the solve's seed is
+    # the registry's writer, in one job for every pass and the solve: the solve's seed is
     # block_krylov.seed + step, 4 - 3 = the seed 1 krylov_jobs gives
-    eigen_stores.krylov_store(operator(), one_shard, -3, scratch, tmp_path / "one_job.zarr", {"step": 0})
+    krylov_store.store(operator(), one_shard, -3, [], tmp_path / "one_job.zarr", {"step": 0})
     whole = open_dataset(tmp_path / "one_job.zarr")
     for name in ("eigenvalues", "eigenvectors", "residual_norm"):
         assert np.array_equal(whole[name].values, store[name].values), name
-    with pytest.raises(ValueError, match="shards = 1"):
-        eigen_stores.krylov_store(operator(), KRYLOV, 0, scratch, tmp_path / "x.zarr", {})
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # its scratch folder is gone
+    # and from the pass stores of separate jobs, in the order of BlockKrylovSpec.parts
+    _, bases, images = krylov_jobs(tmp_path / "parts")
+    parts = bases + [path for shards in images for path in shards]
+    assert len(parts) == len(KRYLOV.parts())
+    krylov_store.store(operator(), KRYLOV, -3, parts, tmp_path / "from_parts.zarr", {"step": 0})
+    assert np.array_equal(open_dataset(tmp_path / "from_parts.zarr")["eigenvectors"].values,
+                          store["eigenvectors"].values)
+    with pytest.raises(ValueError, match="needs its pass stores"):
+        krylov_store.store(operator(), KRYLOV, 0, [], tmp_path / "x.zarr", {})
 
 
 def test_block_krylov_refuses_foreign_and_truncated_pass_stores(tmp_path):
     out, bases, images = krylov_jobs(tmp_path)
-    other = {**KRYLOV, "block_krylov": {**KRYLOV["block_krylov"], "seed": 5}}
+    other = replace(KRYLOV, seed=5)
     with pytest.raises(E.SolverError, match="belongs to another block Krylov solve"):
-        eigen_stores.krylov_solve_store(operator(), other, bases, images, seed=1, path=tmp_path / "x.zarr", attrs={})
+        krylov_store.solve_store(operator(), other, bases, images, seed=1, path=tmp_path / "x.zarr", attrs={})
     import zarr
 
     image = zarr.open_array(str(images[1][0] / "image"), mode="r+")
     image[:10] = np.nan  # a chunk lost
     with pytest.raises(E.SolverError, match="missing or non-finite"):
-        eigen_stores.krylov_solve_store(operator(), KRYLOV, bases, images, seed=1, path=tmp_path / "y.zarr", attrs={})
+        krylov_store.solve_store(operator(), KRYLOV, bases, images, seed=1, path=tmp_path / "y.zarr", attrs={})
     assert not (tmp_path / "y.zarr").exists()
     chunk = bases[0] / "basis" / "c" / "0" / "0"
     corrupt = bytearray(chunk.read_bytes())
     corrupt[len(corrupt) // 2] ^= 0xFF
     chunk.write_bytes(bytes(corrupt))  # a flipped byte fails the chunk's checksum: named, not a raw zarr error
     with pytest.raises(E.SolverError, match=r"basis_pass=0.zarr: rows \[0, 64\) of the basis cannot be read"):
-        eigen_stores.krylov_basis_store(KRYLOV, D, 0, bases[:1], images[0], tmp_path / "z.zarr", {})
+        krylov_store.basis_store(KRYLOV, D, 0, bases[:1], images[0], tmp_path / "z.zarr", {})
 
 
 def test_solver_costs_and_the_accuracy_per_product_table():
@@ -273,7 +325,8 @@ def test_store_reading_jobs_never_import_torch(tmp_path):
 import sys
 import numpy as np, xarray as xr
 from hessmask.config import MODEL_DIMS
-from hessmask.jobs import excluded_parameters, setup_logging
+from hessmask.jobs import excluded_parameters
+from hessmask.progress import setup_logging
 from hessmask.masks import k_of_rho, mask_statistics
 from hessmask.metrics import eigenspace_pairs, step_metrics
 from hessmask.store import open_dataset, provenance, write_dataset
@@ -287,8 +340,8 @@ stores = {"exact": store(1), "seigh": store(2)}
 write_dataset(step_metrics(rng.standard_normal(200), stores, [0.05], 3, 0, row_chunk=64,
                            excluded=excluded_parameters("mlp", [], 10)), sys.argv[1] + "/m.zarr")
 pairs = eigenspace_pairs({("exact", "train", 0): store(1), ("exact", "train", 5): store(3)}, [0.05], 200, 64)
-params = xr.DataArray(rng.standard_normal((2, 200)), dims=("step", "param"), coords={"step": [0, 5]})
-mask_statistics(params, [0.05])
+theta = xr.DataArray(rng.standard_normal((2, 200)), dims=("step", "param"), coords={"step": [0, 5]})
+mask_statistics(theta, [0.05])
 open_dataset(sys.argv[1] + "/m.zarr")
 print(sorted(m for m in sys.modules if m.split(".")[0] == "torch")[:3])
 """

@@ -69,8 +69,8 @@ def test_metrics_over_steps_with_baselines(stores):
     geodesic = fig.axes[0]
     assert len(geodesic.get_lines()) == 4  # two rho curves, two dashed baselines
     assert plots.random_baseline(baselines, "overlap", 0.05) == pytest.approx(
-        float(baselines["value"].sel(modality="OB", metric="overlap", D=128, ratio=0.05).mean()))
-    assert plots.random_baseline(baselines, "overlap", 0.5) is None  # no ratio near 0.5
+        float(baselines["value"].sel(modality="OB", metric="overlap", D=128, rho=0.05).mean()))
+    assert plots.random_baseline(baselines, "overlap", 0.5) is None  # no rho near 0.5
 
 
 def test_kappa_and_accuracy(stores):
@@ -135,7 +135,7 @@ def test_synthetic_figures(stores):
     *_, baselines = stores
     fig = plots.synthetic_vs_dim(baselines, "OO", [0.05, 0.2])
     assert titles(fig)[:7] == [plots.METRIC_LABELS[m] for m in METRICS]
-    fig = plots.synthetic_vs_ratio(baselines, "BB", [64, 128])
+    fig = plots.synthetic_vs_rho(baselines, "BB", [64, 128])
     assert fig.axes[0].get_xscale() == "log"
 
 
@@ -148,7 +148,7 @@ def test_save_figure(tmp_path, stores):
 def dof_store():
     import xarray as xr
 
-    from hessmask.dof import SubspaceResult, _results_dataset, dof_dataset
+    from hessmask.dof import SubspaceResult, dof_dataset, results_dataset
 
     chunks = []
     for i, method in enumerate(["random_affine", "hessian_topd", "mask_topd"]):
@@ -157,8 +157,8 @@ def dof_store():
                 acc = min(0.95, 0.2 + 0.1 * i + 0.12 * np.log(d) + t / 400)
                 results = [SubspaceResult(1.0, acc + r / 100, 1.1, acc - 0.02, np.linspace(2, 1, 4), np.zeros(1))
                            for r in range(3)]
-                chunks.append(_results_dataset(results, range(3), {"method": [method], "start_step": [t], "d": [d]}))
-    full = xr.concat([_results_dataset([SubspaceResult(0.1, 0.97, 0.2, 0.94, np.zeros(4), np.zeros(1))], [0], {})],
+                chunks.append(results_dataset(results, range(3), {"subspace": [method], "start_step": [t], "d": [d]}))
+    full = xr.concat([results_dataset([SubspaceResult(0.1, 0.97, 0.2, 0.94, np.zeros(4), np.zeros(1))], [0], {})],
                      dim=xr.DataArray([0.05], dims="lr", name="lr"))
     return dof_dataset(chunks, full, 7030, [round(0.1 + 0.05 * i, 2) for i in range(19)], delta=0.1,
                        main_steps={"random_affine": 0, "hessian_topd": 20, "mask_topd": 20}, sweep_levels=[0.6, 0.7])

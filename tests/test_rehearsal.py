@@ -53,7 +53,7 @@ def test_tie_rules_decide_resnet18_masks_at_initialization(rehearsal):
     from hessmask.models import excluded_parameters
 
     out = rehearsal / "results" / "rehearsal_resnet18"
-    theta = open_dataset(out / "params.zarr")["params"].sel(step=0).values
+    theta = open_dataset(out / "theta.zarr")["theta"].sel(step=0).values
     assert int(np.sum(np.abs(theta) == 1.0)) == 4800 and np.sort(np.abs(theta))[-4801] < 0.5
     store = open_dataset(out / "eigen" / "seigh" / "test" / "step=0.zarr", load=False)
     excluded = excluded_parameters("resnet18", ["normalization_scales", "biases"])

@@ -25,7 +25,7 @@ experiments:
   ci_mlp:
     record_steps: [0, 6]
     train: {steps: 6}
-    eigen: {steps: [6], block_krylov: {steps: [6], passes: 2, shards: 1}}
+    eigen: {steps: [6], methods: {block_krylov: {steps: [6], passes: 2, shards: 1}}}
     dof: {enabled: false}
     resources: {eigen_gpus: 1, eigen_mem_mb: 1000, train_mem_mb: 1000}
 """
@@ -100,8 +100,8 @@ def test_every_job_ran_on_slurm(slurm_run):
     workdir, log = slurm_run
     jobs = submitted(log)
     # all non-local rules went through sbatch
-    assert jobs == {"train_segment": 2, "eigen_exact": 2, "eigen_measure": 4, "eigen_solve": 2,
-                    "eigen_krylov": 2,
+    # the eigen stores of exact, SEIGH and block Krylov (in one job each) in 2 splits, SEIGH's 2 shards each
+    assert jobs == {"train_segment": 2, "eigen_store": 6, "eigen_seigh_shard": 4,
                     "step_metrics": 2, "eigenspace_pairs": 3, "metrics_aggregate": 1}
     logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert logs, "no SLURM job logs"
@@ -119,8 +119,7 @@ def test_site_profile_partition_and_account(slurm_run):
 
 def test_gpu_rules_requested_a_gpu(slurm_run):
     workdir, _ = slurm_run
-    gpu_rules = {"eigen_exact", "eigen_measure", "eigen_solve", "eigen_sketch", "eigen_krylov_basis",
-                 "eigen_krylov_measure", "eigen_krylov", "eigen_krylov_solve"}
+    gpu_rules = {"eigen_store", "eigen_seigh_shard", "eigen_krylov_basis", "eigen_krylov_image"}
     for folder in (workdir / ".snakemake" / "slurm_logs").iterdir():
         rule = folder.name.removeprefix("rule_")
         text = "\n".join(p.read_text() for p in folder.rglob("*.log"))
@@ -150,7 +149,7 @@ def test_interrupted_eigen_stage_recovers(cluster, slurm_run, tmp_path_factory):
     try:
         while time.time() < deadline:
             text = log.read_text()
-            if "rule_eigen_measure" in text or "rule_eigen_exact" in text:
+            if "rule_eigen_seigh_shard" in text or "rule_eigen_store" in text:
                 break
             if proc.poll() is not None:
                 pytest.fail(f"workflow ended before the eigen stage:\n{text[-3000:]}")

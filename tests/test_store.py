@@ -4,21 +4,23 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from hessmask import dims
 from hessmask.store import config_of, main, open_dataset, provenance, verify, write_dataset
 
 
 def test_round_trip_and_provenance(tmp_path):
-    ds = xr.Dataset({"x": (("a",), np.arange(3.0))}, coords={"a": [1, 2, 3]})
+    ds = xr.Dataset({"x": (("sample",), np.arange(3.0))}, coords={"sample": [1, 2, 3]})
     ds.attrs.update(provenance({"seed": 1}))
     write_dataset(ds, tmp_path / "s.zarr")
     back = open_dataset(tmp_path / "s.zarr")
     assert len(back.attrs.pop("content_digest")) == 64
-    xr.testing.assert_identical(back, ds)
+    assert ds["sample"].attrs == {}  # the writer describes its own copy: the caller's Dataset is unchanged
+    xr.testing.assert_identical(back, dims.describe(ds.copy()))
     assert config_of(back) == {"seed": 1}
 
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
-    ds = xr.Dataset({"x": (("a",), np.arange(3.0))})
+    ds = xr.Dataset({"x": (("sample",), np.arange(3.0))})
 
     def boom(self, *args, **kwargs):
         raise RuntimeError("disk full")
@@ -35,7 +37,7 @@ def test_missing_store_message(tmp_path):
 
 
 def test_identical_writes_identical_stores(tmp_path):
-    ds = xr.Dataset({"x": (("a",), np.linspace(0, 1, 1000))}, coords={"a": np.arange(1000)})
+    ds = xr.Dataset({"x": (("sample",), np.linspace(0, 1, 1000))}, coords={"sample": np.arange(1000)})
     write_dataset(ds, tmp_path / "one.zarr")
     write_dataset(ds, tmp_path / "two.zarr")
     xr.testing.assert_identical(open_dataset(tmp_path / "one.zarr"), open_dataset(tmp_path / "two.zarr"))
@@ -43,7 +45,7 @@ def test_identical_writes_identical_stores(tmp_path):
 
 @pytest.mark.parametrize("damage", ["flip", "delete"])
 def test_verify_names_a_corrupt_store(tmp_path, damage, capsys):
-    ds = xr.Dataset({"x": (("a",), np.linspace(0, 1, 5000))}, coords={"a": np.arange(5000)})
+    ds = xr.Dataset({"x": (("sample",), np.linspace(0, 1, 5000))}, coords={"sample": np.arange(5000)})
     for name in ("good.zarr", "bad.zarr"):
         write_dataset(ds, tmp_path / "results" / name, encoding={"x": {"chunks": (1000,)}})
     assert verify(tmp_path / "results") == {}
@@ -75,7 +77,7 @@ def test_scratch_folder_is_skipped_cleaned_and_survives_the_result_write(tmp_pat
     with scratch_folder(results / "step=0.zarr.shard") as scratch:
         assert not leftover.exists() and scratch.parent == results and scratch.name.startswith(".")
         zarr.open_group(str(scratch / "shard=0.zarr"), mode="w")  # incomplete: no content digest
-        write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), results / "step=0.zarr")
+        write_dataset(xr.Dataset({"x": (("sample",), np.arange(3.0))}), results / "step=0.zarr")
         assert (scratch / "shard=0.zarr").exists()
         assert verify(results) == {}
     assert sorted(p.name for p in results.iterdir()) == ["step=0.zarr"]
@@ -86,7 +88,7 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
     removes it."""
     stale = tmp_path / ".s.zarr.tmp-deadbeef"
     (stale / "x").mkdir(parents=True)
-    write_dataset(xr.Dataset({"x": (("a",), np.arange(3.0))}), tmp_path / "s.zarr")
+    write_dataset(xr.Dataset({"x": (("sample",), np.arange(3.0))}), tmp_path / "s.zarr")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
 
 
@@ -97,3 +99,21 @@ def test_strings_read_from_a_store_are_not_truncated_on_write(tmp_path):
                                                           coords={"method": ["lottery_subspace"]})], dim="method")
     written = open_dataset(write_dataset(combined, tmp_path / "b.zarr"))
     assert list(written["method"].values) == ["burn_in", "lottery_subspace"]
+
+
+def test_stores_name_only_the_dimensions_of_the_table(tmp_path):
+    """Every writer refuses a dimension hessmask.dims does not name, and gives each coordinate the
+    table's long_name and units; results/README.md prints the same table."""
+    from pathlib import Path
+
+    from hessmask.store import StoreWriter
+
+    with pytest.raises(dims.UnknownDimension, match=r"\['ratio'\]"):
+        write_dataset(xr.Dataset({"v": (("ratio",), np.zeros(2))}), tmp_path / "bad.zarr")
+    assert not (tmp_path / "bad.zarr").exists()
+    with StoreWriter(tmp_path / "parts.zarr") as out, pytest.raises(dims.UnknownDimension):
+        out.create("x", ("param", "index"), (4, 2), (4, 2), "float32")
+    path = write_dataset(xr.Dataset({"v": (("rho",), np.zeros(2))}, coords={"rho": [0.1, 0.2]}), tmp_path / "ok.zarr")
+    assert open_dataset(path)["rho"].attrs == {"long_name": dims.DIMENSIONS["rho"].long_name, "units": "1"}
+    readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
+    assert dims.table_markdown() in readme

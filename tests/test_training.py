@@ -12,9 +12,9 @@ from hessmask.training import (
     batch_indices,
     combine_curves,
     initial_checkpoint,
-    params_dataset,
     run_segment,
     segment_bounds,
+    theta_dataset,
     train_segment,
 )
 
@@ -82,13 +82,13 @@ def test_run_segment_and_curves(tmp_path):
     assert np.isfinite(curves["batch_loss"]).all()
     assert ((curves["test_accuracy"] >= 0) & (curves["test_accuracy"] <= 1)).all()
     paths = [c.save(tmp_path / f"s{c.step}.pt") for c in (c8, c0, c4)]
-    params = params_dataset(paths)
-    assert params["params"].dims == ("step", "param") and params.sizes["param"] == 7030
-    np.testing.assert_array_equal(params["params"].sel(step=4).values, c4.parameters())
+    theta = theta_dataset(paths)
+    assert theta["theta"].dims == ("step", "param") and theta.sizes["param"] == 7030
+    np.testing.assert_array_equal(theta["theta"].sel(step=4).values, c4.parameters())
     # each segment store carries theta at its end step, bitwise, for the jobs that run without torch
     for segment, checkpoint in ((s0, c0), (s4, c4), (s8, c8)):
-        np.testing.assert_array_equal(segment["params"].values, checkpoint.parameters())
-    assert "params" not in curves and "param" not in curves.dims
+        np.testing.assert_array_equal(segment["theta"].values, checkpoint.parameters())
+    assert "theta" not in curves and "param" not in curves.dims
 
 
 def test_checkpoint_holds_buffers():
@@ -109,8 +109,8 @@ def test_segment_theta_names_a_store_without_theta(tmp_path):
     from hessmask.store import write_dataset
 
     path = write_dataset(xr.Dataset({"train_loss": ((), 1.0)}, coords={"step": 4}), tmp_path / "segment_step=4.zarr")
-    with pytest.raises(SystemExit, match=r"segment_step=4.zarr has no 'params'.*--forcerun train_segment"):
+    with pytest.raises(SystemExit, match=r"segment_step=4.zarr has no 'theta'.*--forcerun train_segment"):
         segment_theta(path)
     theta = np.arange(5, dtype=np.float32)
-    good = write_dataset(xr.Dataset({"params": (("param",), theta)}), tmp_path / "segment_step=8.zarr")
+    good = write_dataset(xr.Dataset({"theta": (("param",), theta)}), tmp_path / "segment_step=8.zarr")
     np.testing.assert_array_equal(segment_theta(good), theta)

@@ -79,10 +79,10 @@ def test_training_end_to_end(synthetic_run):
     assert list(training["step"].values) == [0, 3, 6, 8]
     assert list(training["train_step"].values) == list(range(8))
     assert np.isfinite(training["batch_loss"]).all()
-    params = open_dataset(out / "params.zarr")
-    assert params["params"].dims == ("step", "param")
-    assert list(params["step"].values) == [0, 3, 6] and params.sizes["param"] == 2146
-    assert not np.array_equal(params["params"].sel(step=0), params["params"].sel(step=6))
+    theta = open_dataset(out / "theta.zarr")
+    assert theta["theta"].dims == ("step", "param")
+    assert list(theta["step"].values) == [0, 3, 6] and theta.sizes["param"] == 2146
+    assert not np.array_equal(theta["theta"].sel(step=0), theta["theta"].sel(step=6))
     masks = open_dataset(out / "masks.zarr")
     assert masks["iou"].dims == ("rho", "step", "step_other")
     assert float(masks["iou"].min()) > 0 and float(masks["iou"].max()) <= 1
@@ -101,7 +101,7 @@ def test_later_record_step_trains_only_new_segment(synthetic_run, tmp_path):
 
 def test_synthetic_end_to_end(synthetic_run):
     ds = open_dataset(synthetic_run / "results" / "synthetic" / "grassmann_baselines.zarr")
-    assert ds["value"].dims == ("modality", "metric", "D", "ratio", "sample")
+    assert ds["value"].dims == ("modality", "metric", "D", "rho", "sample")
     assert list(ds["modality"].values) == ["OO", "OB", "BB"]
     assert list(ds["D"].values) == [8, 16, 32]
     assert ds.sizes["sample"] == 6
@@ -109,15 +109,15 @@ def test_synthetic_end_to_end(synthetic_run):
     assert np.isfinite(computed).all()
     assert float(computed.min()) >= 0.0 and float(computed.max()) <= 1.0 + 1e-12
     # r = 1: every metric says "same subspace"
-    full = ds["value"].sel(D=16, ratio=1.0)
+    full = ds["value"].sel(D=16, rho=1.0)
     assert np.allclose(full.sel(metric="overlap"), 1.0)
     assert np.allclose(full.drop_sel(metric="overlap"), 0.0, atol=1e-6)
     table = (synthetic_run / "results" / "synthetic" / "baselines_table.md").read_text()
     header = [cell.strip() for cell in table.splitlines()[2].strip("|").split("|")]
-    assert header == ["ratio", "k", "geodesic", "chordal_2", "chordal_F", "projection_2",
+    assert header == ["rho", "k", "geodesic", "chordal_2", "chordal_F", "projection_2",
                       "projection_F", "fubini_study", "overlap"]
     for modality in ["OO", "OB", "BB"]:
-        for kind in ["vs_D", "vs_ratio"]:
+        for kind in ["vs_D", "vs_rho"]:
             png = synthetic_run / "results" / "figures" / "synthetic" / f"{kind}_{modality}.png"
             assert png.stat().st_size > 10_000
 
@@ -189,23 +189,25 @@ def test_block_krylov_end_to_end(synthetic_run):
 
 def test_krylov_change_reruns_only_krylov_and_metrics(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
-                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      block_krylov: {passes: 4}\n"))
-    assert jobs.pop("eigen_krylov_basis") == 8 and jobs.pop("eigen_krylov_measure") == 16  # 2 splits x 4 passes
-    assert jobs.pop("eigen_krylov_solve") == 2 and jobs.pop("step_metrics") == 2
+                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      methods:\n"
+                                          "        block_krylov: {passes: 4}\n"))
+    assert jobs.pop("eigen_krylov_basis") == 8 and jobs.pop("eigen_krylov_image") == 16  # 2 splits x 4 passes
+    assert jobs.pop("eigen_store") == 2 and jobs.pop("step_metrics") == 2  # block Krylov's stores only
     assert jobs.pop("eigenspace_pairs") == 1  # block Krylov's; the other methods' overlaps stand
     assert set(jobs) <= {"metrics_aggregate", "experiment_figures", "all"}
 
 
 def test_degrees_of_freedom_end_to_end(synthetic_run):
     ds = open_dataset(synthetic_run / "results" / "dof" / "ci_mlp.zarr")
-    assert list(ds["method"].values) == ["random_affine", "burn_in", "lottery_subspace", "lottery_ticket",
-                                         "hessian_topd", "mask_topd"]
-    assert ds["train_accuracy"].dims == ("method", "d", "run") and list(ds["d"].values) == [2, 4, 8]
+    assert list(ds["subspace"].values) == ["random_affine", "burn_in", "lottery_subspace", "lottery_ticket",
+                                           "hessian_topd", "mask_topd"]
+    assert ds["train_accuracy"].dims == ("subspace", "d", "run") and list(ds["d"].values) == [2, 4, 8]
     assert ds.sizes["run"] == 2 and ds.sizes["full_run"] == 2
     assert float(ds["train_accuracy"].min()) >= 0 and float(ds["train_accuracy"].max()) <= 1
-    assert ds["success_probability"].dims == ("method", "split", "level", "d")
+    assert ds["success_probability"].dims == ("subspace", "split", "level", "d")
     # pruned to 8 weights, the lottery ticket cannot beat a subspace through the trained network
-    assert float(ds["train_accuracy"].sel({"method": "lottery_ticket"}).max()) <= float(ds["full_train_accuracy"].min())
+    ticket = float(ds["train_accuracy"].sel({"subspace": "lottery_ticket"}).max())
+    assert ticket <= float(ds["full_train_accuracy"].min())
     trajectory = open_dataset(synthetic_run / "results" / "ci_mlp" / "dof" / "trajectory.zarr")
     comps = trajectory["components"].values.astype(np.float64)
     np.testing.assert_allclose(comps.T @ comps, np.eye(8), atol=1e-5)
@@ -216,7 +218,7 @@ def test_degrees_of_freedom_end_to_end(synthetic_run):
     assert list(ds["start_step"].values) == [0, 3, 6] and ds.attrs["full_lr"] in (0.05, 0.01)
     ran = ds["sweep_ran"].to_pandas()
     assert ran.loc[["burn_in", "hessian_topd", "mask_topd"]].all().all() and ran.loc["random_affine"].sum() == 1
-    assert ds["sweep_run_threshold_dimension"].dims == ("method", "start_step", "run", "split", "sweep_level")
+    assert ds["sweep_run_threshold_dimension"].dims == ("subspace", "start_step", "run", "split", "sweep_level")
     full = open_dataset(synthetic_run / "results" / "ci_mlp" / "dof" / "full.zarr")
     assert list(full["lr"].values) == [0.05, 0.01]  # each learning rate of dof.full_lr is run
     for name in ("success", "threshold_dimension", "compression", "start_step"):
@@ -250,8 +252,8 @@ def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
 
     work = tmp_path / "work"
     shutil.copytree(synthetic_run, work, symlinks=True)
-    one_job = overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n"
-                                "      sketch: {shards: 1}\n      block_krylov: {shards: 1}\n"
+    one_job = overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      methods:\n"
+                                "        seigh: {shards: 1}\n        block_krylov: {shards: 1}\n"
                                 "    dof: {dims_per_job: null}\n")
     seigh = "results/ci_mlp/eigen/seigh/test/step=6.zarr"
     krylov = "results/ci_mlp/eigen/block_krylov/train/step=3.zarr"
@@ -259,7 +261,7 @@ def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
     grouped = f"{chunks}/d=2_4_8/chunk=0.zarr"
     args = ("--configfile", CI, one_job, "--forcerun", seigh, krylov, "--", seigh, krylov, grouped)
     jobs = dry_run_jobs(work, *args)
-    assert jobs == {"eigen_sketch": 1, "eigen_krylov": 1, "dof_chunk": 1}, jobs
+    assert jobs == {"eigen_store": 2, "dof_chunk": 1}, jobs  # no part jobs: each store in one job
     snakemake(work, "--cores", "2", *args)
     for store in (seigh, krylov):
         before, after = open_dataset(synthetic_run / store), open_dataset(work / store)
@@ -275,19 +277,21 @@ def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
 
 def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
-                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      sketch: {seed: 7}\n"))
-    assert jobs["eigen_measure"] == 12 and jobs["eigen_solve"] == 6 and jobs["step_metrics"] == 6
+                        overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      methods:\n"
+                                          "        seigh: {seed: 7}\n"))
+    # SEIGH's shards and stores only: the exact and block Krylov stores do not read its keys
+    assert jobs["eigen_seigh_shard"] == 12 and jobs["eigen_store"] == 6 and jobs["step_metrics"] == 6
     assert jobs["eigenspace_pairs"] == 1  # SEIGH's only
-    assert "train_segment" not in jobs and "eigen_exact" not in jobs
+    assert "train_segment" not in jobs and "eigen_krylov_basis" not in jobs
 
 
 def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    record_steps: [0, 3, 6, 8]\n"))
-    assert jobs.pop("eigen_exact") == 2 and jobs.pop("eigen_solve") == 2 and jobs.pop("eigen_measure") == 4
+    assert jobs.pop("eigen_store") == 4 and jobs.pop("eigen_seigh_shard") == 4  # exact and SEIGH, 2 splits
     assert jobs.pop("step_metrics") == 2  # block Krylov runs only at its own steps (eigen.block_krylov.steps)
     assert jobs.pop("eigenspace_pairs") == 2  # exact and SEIGH, not block Krylov
-    assert set(jobs) <= {"params_store", "mask_statistics", "metrics_aggregate", "training_curves",
+    assert set(jobs) <= {"theta_store", "mask_statistics", "metrics_aggregate", "training_curves",
                          "experiment_figures", "all"}
 
 
@@ -296,8 +300,9 @@ def test_new_record_step_schedules_only_its_jobs(synthetic_run, tmp_path):
     [
         ("experiments:\n  ci_mlp:\n    model: vgg\n", "experiments.ci_mlp.model"),
         ("experiments:\n  ci_mlp:\n    dataset: svhn\n", "experiments.ci_mlp.dataset"),
-        ("experiments:\n  ci_mlp:\n    eigen:\n      sketch: {outer: 2000, inner: 4000}\n",
-         "experiments.ci_mlp.eigen.sketch.inner"),
+        ("experiments:\n  ci_mlp:\n    eigen:\n      methods:\n        seigh: {outer: 2000, inner: 4000}\n",
+         "experiments.ci_mlp.eigen.methods.seigh.inner"),
+        ("experiments:\n  ci_mlp:\n    eigen:\n      sketch: {outer: 20}\n", "experiments.ci_mlp.eigen.sketch"),
         ("experiments:\n  ci_mlp:\n    eigen:\n      steps: [5]\n", "experiments.ci_mlp.eigen.steps"),
     ],
 )
@@ -345,7 +350,7 @@ def test_deleted_eigen_store_is_rebuilt(synthetic_run):
 
     shutil.rmtree(synthetic_run / "results" / "ci_mlp" / "eigen" / "seigh" / "train" / "step=3.zarr")
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI)
-    assert jobs.get("eigen_solve") == 1 and jobs.get("eigen_measure") == 2
+    assert jobs.get("eigen_store") == 1 and jobs.get("eigen_seigh_shard") == 2
 
 
 def test_rerun_gives_identical_stores(synthetic_run):
@@ -355,7 +360,7 @@ def test_rerun_gives_identical_stores(synthetic_run):
     path = synthetic_run / "results" / "ci_mlp" / "eigen" / "seigh" / "test" / "step=6.zarr"
     before = open_dataset(path)
     snakemake(synthetic_run, "--cores", "2", "--configfile", CI, "--forcerun", str(path.relative_to(synthetic_run)),
-              "--until", "eigen_solve")
+              "--until", "eigen_store")
     after = open_dataset(path)
     for store in (before, after):  # the provenance names the commit, which a developer may change meanwhile
         store.attrs.pop("git_commit")
@@ -364,3 +369,32 @@ def test_rerun_gives_identical_stores(synthetic_run):
     from hessmask.store import verify
 
     assert verify(synthetic_run / "results") == {}
+
+
+def test_a_script_runs_one_job_outside_snakemake(synthetic_run, tmp_path):
+    """scripts/_helpers.py builds the job's Snakemake object from a command line: the per-step metrics
+    of one (split, step) and an eigen store rerun by hand, in a fresh process, write bitwise the
+    stores the workflow wrote (the debugger's way into one job)."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    shutil.copytree(synthetic_run, work, symlinks=True)
+    metrics = work / "results" / "ci_mlp" / "metrics" / "test" / "step=6.zarr"
+    seigh = work / "results" / "ci_mlp" / "eigen" / "exact" / "train" / "step=3.zarr"
+    before = {path: open_dataset(path) for path in (metrics, seigh)}
+    for path in before:
+        shutil.rmtree(path)
+    for argv in (["scripts/step_metrics.py", "experiment=ci_mlp", "split=test", "step=6"],
+                 ["scripts/eigen.py", "eigen_store", "experiment=ci_mlp", "method=exact", "split=train", "step=3"]):
+        proc = subprocess.run([sys.executable, str(REPO / argv[0]), *argv[1:], "--configfile", CI,
+                               "--directory", str(work)], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, old in before.items():
+        new = open_dataset(path)
+        for name in old.data_vars:
+            assert np.array_equal(old[name].values, new[name].values, equal_nan=True), (path, name)
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "step_metrics.py"), "experiment=ci_mlp",
+                           "split=test", "--configfile", CI, "--directory", str(work)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "missing ['step']" in proc.stderr

@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from hessmask.data import class_balanced_indices
+from hessmask.eigen import methods as eigen_methods
 from hessmask.masks import k_of_rho
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -83,20 +84,71 @@ def key_path(path: Any) -> str:
 
 
 def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
-    """The config schema, with the lists that the library owns filled in: the subspace methods of
-    ``experiments.<name>.dof.methods`` (allowed values and default) are :data:`hessmask.dof.METHODS`,
-    the test matrices of ``experiments.<name>.eigen.sketch.kind`` are :data:`hessmask.sketch.KINDS`."""
-    from hessmask.dof_methods import METHODS
-    from hessmask.eigen_methods import KINDS
+    """The config schema, with the lists that the library owns filled in: the subspace kinds of
+    ``experiments.<name>.dof.subspaces`` (allowed values and default) are
+    :data:`hessmask.dof.methods.SUBSPACES`, the eigen methods ``dof.hessian_method`` may read are
+    :data:`hessmask.eigen.methods.NAMES`, and the test matrices of
+    ``experiments.<name>.eigen.methods.seigh.kind`` are :data:`hessmask.eigen.methods.KINDS`.
+
+    Raises:
+        ConfigError: if the schema has no ``eigen.methods`` block for a registered eigen method, or a
+            block for a method the registry does not know (a method is its registry entry and its
+            schema block together).
+    """
+    from hessmask.dof.methods import SUBSPACES
 
     with open(path) as fh:
         schema = yaml.safe_load(fh)
     experiment = schema["definitions"]["experiment"]["properties"]
-    methods = experiment["dof"]["properties"]["methods"]
-    methods["items"]["enum"] = list(METHODS)
-    methods["default"] = list(METHODS)
-    experiment["eigen"]["properties"]["sketch"]["properties"]["kind"]["enum"] = list(KINDS)
+    subspaces = experiment["dof"]["properties"]["subspaces"]
+    subspaces["items"]["enum"] = list(SUBSPACES)
+    subspaces["default"] = list(SUBSPACES)
+    experiment["dof"]["properties"]["hessian_method"]["enum"] = list(eigen_methods.NAMES)
+    blocks = experiment["eigen"]["properties"]["methods"]["properties"]
+    if set(blocks) != set(eigen_methods.NAMES):
+        raise ConfigError(f"{path}: eigen.methods has blocks for {sorted(blocks)}, the registry "
+                          f"(hessmask.eigen.methods.METHODS) names {list(eigen_methods.NAMES)}")
+    blocks["seigh"]["properties"]["kind"]["enum"] = list(eigen_methods.KINDS)
     return schema
+
+
+#: keys that were renamed or moved: (section, key) of an experiment (or the top level) -> the new
+#: spelling, relative to the same section; a config that still uses one stops with the new name
+MOVED_KEYS = {
+    ("eigen", "exact"): "eigen.methods.exact.enabled",
+    ("eigen", "exact_steps"): "eigen.methods.exact.steps",
+    ("eigen", "exact_k"): "eigen.methods.exact.k",
+    ("eigen", "exact_dtype"): "eigen.methods.exact.dtype",
+    ("eigen", "sketch"): "eigen.methods.seigh (the same keys)",
+    ("eigen", "block_krylov"): "eigen.methods.block_krylov (the same keys)",
+    ("dof", "methods"): "dof.subspaces (the same values)",
+}
+#: renamed keys of the top-level ``synthetic`` section (the mask fraction is rho everywhere)
+MOVED_SYNTHETIC_KEYS = {"figure_ratios": "synthetic.figure_rho"}
+
+
+def reject_moved_keys(config: Mapping[str, Any]) -> None:
+    """Stop on a key of an earlier config shape, naming its new spelling (results/README.md lists
+    the renames)."""
+    lines = []
+    for name, exp in (config.get("experiments") or {}).items():
+        if not isinstance(exp, Mapping):
+            continue
+        for (section, key), new in MOVED_KEYS.items():
+            if isinstance(exp.get(section), Mapping) and key in exp[section]:
+                lines.append(f"config key 'experiments.{name}.{section}.{key}' was renamed: write it as "
+                             f"'experiments.{name}.{new}'")
+    synthetic = config.get("synthetic")
+    if isinstance(synthetic, Mapping):
+        for key, new in MOVED_SYNTHETIC_KEYS.items():
+            if key in synthetic:
+                lines.append(f"config key 'synthetic.{key}' was renamed: write it as '{new}'")
+        for i, grid in enumerate(synthetic.get("grids") or []):
+            if isinstance(grid, Mapping) and "ratios" in grid:
+                lines.append(f"config key 'synthetic.grids[{i}].ratios' was renamed: write it as "
+                             f"'synthetic.grids[{i}].rho'")
+    if lines:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
 
 
 def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) -> dict:
@@ -105,6 +157,7 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
     Raises ConfigError naming the offending key for the first (most specific) violation; the
     message lists all violations when there are several.
     """
+    reject_moved_keys(config)
     schema = load_schema() if schema is None else schema
     filled = coerce_numbers(copy.deepcopy(dict(config)), schema)
     errors = sorted(_Validator(schema).iter_errors(filled), key=lambda e: list(e.absolute_path))
@@ -153,25 +206,35 @@ def experiment_classes(exp: Mapping[str, Any]) -> int:
 
 
 def eigen_steps(exp: Mapping[str, Any]) -> list[int]:
-    """The record steps whose Hessians are decomposed."""
+    """The record steps whose Hessians are decomposed (``eigen.steps``; null: every record step)."""
     steps = exp["eigen"]["steps"]
     return list(exp["record_steps"]) if steps is None else list(steps)
 
 
-def exact_steps(exp: Mapping[str, Any]) -> list[int]:
-    """The decomposed steps that also get the exact solve (none if eigen.exact is off)."""
-    if not exp["eigen"]["exact"]:
+def method_steps(exp: Mapping[str, Any], name: str) -> list[int]:
+    """The steps eigen method ``name`` solves ([] where it is off; its ``steps`` null: every decomposed step)."""
+    block = exp["eigen"]["methods"][name]
+    if not block["enabled"]:
         return []
-    steps = exp["eigen"]["exact_steps"]
-    return eigen_steps(exp) if steps is None else list(steps)
+    return eigen_steps(exp) if block["steps"] is None else list(block["steps"])
 
 
-def krylov_steps(exp: Mapping[str, Any]) -> list[int]:
-    """The decomposed steps that also get the block Krylov solve (none if it is off)."""
-    krylov = exp["eigen"]["block_krylov"]
-    if not krylov["enabled"]:
-        return []
-    return eigen_steps(exp) if krylov["steps"] is None else list(krylov["steps"])
+def eigen_specs(exp: Mapping[str, Any]) -> dict[str, eigen_methods.SolveSpec]:
+    """The typed spec of every eigen method of an experiment, its defaults resolved
+    (``hessmask.eigen.methods.resolve``; in a validated config they are already filled in)."""
+    return eigen_methods.resolve(exp["eigen"], MODEL_DIMS[exp["model"]], max(exp["masks"]["rho"]))
+
+
+def resolve_eigen(exp: dict) -> None:
+    """Fill in an experiment's eigen defaults, once, in place: the steps of ``eigen`` and of each
+    method, and every default of a method's spec (the sketch's inner size, the exact solve's k, block
+    Krylov's budget and k), so that every job, store and log sees the values used."""
+    eigen = exp["eigen"]
+    eigen["steps"] = eigen_steps(exp)
+    for name, spec in eigen_specs(exp).items():
+        block = eigen["methods"][name]
+        block["steps"] = eigen["steps"] if block["steps"] is None else list(block["steps"])
+        block.update({key: value for key, value in spec.params().items() if key in block})
 
 
 def hessian_splits(exp: Mapping[str, Any]) -> list[str]:
@@ -179,27 +242,15 @@ def hessian_splits(exp: Mapping[str, Any]) -> list[str]:
     return [s for s in ("train", "test") if exp["hessian"][f"{s}_samples"] > 0]
 
 
-def sketch_sizes(exp: Mapping[str, Any]) -> tuple[int, int]:
-    """(outer, inner) of the experiment's sketch."""
-    sketch = exp["eigen"]["sketch"]
-    return sketch["outer"], sketch["inner"] or 2 * sketch["outer"]
-
-
-def exact_k(exp: Mapping[str, Any]) -> int:
-    """Eigenvectors kept by the exact solve."""
-    dim = MODEL_DIMS[exp["model"]]
-    k = exp["eigen"]["exact_k"]
-    return min(dim, k if k is not None else max(1, round(max(exp["masks"]["rho"]) * dim)))
-
-
 def check_semantics(config: Mapping[str, Any]) -> None:
     """Cross-key checks the schema cannot express."""
     synthetic = config.get("synthetic", {})
     for i, grid in enumerate(synthetic.get("grids", [])):
-        if len(set(grid["ratios"])) != len(grid["ratios"]):
-            raise ConfigError(f"config key 'synthetic.grids[{i}].ratios': duplicate ratios {grid['ratios']}")
+        if len(set(grid["rho"])) != len(grid["rho"]):
+            raise ConfigError(f"config key 'synthetic.grids[{i}].rho': duplicate values {grid['rho']}")
     for name, exp in config.get("experiments", {}).items():
         check_experiment(name, exp)
+        resolve_eigen(exp)
         if exp["dof"]["enabled"]:
             check_dof(name, exp)
         if exp.get("enabled", True):
@@ -225,52 +276,25 @@ def check_experiment(name: str, exp: Mapping[str, Any]) -> None:
     extra = sorted(set(eigen_steps(exp)) - set(steps))
     if extra:
         raise ConfigError(f"config key '{key}.eigen.steps': {extra} are not record steps ({key}.record_steps)")
-    extra = sorted(set(exact_steps(exp)) - set(eigen_steps(exp)))
-    if extra:
-        raise ConfigError(f"config key '{key}.eigen.exact_steps': {extra} are not in {key}.eigen.steps")
     dim = MODEL_DIMS[model]
-    outer, inner = sketch_sizes(exp)
-    if exp["eigen"]["sketch"]["enabled"]:
-        if inner < outer:
-            raise ConfigError(f"config key '{key}.eigen.sketch.inner': {inner} < outer = {outer}")
-        if inner > dim:
-            raise ConfigError(f"config key '{key}.eigen.sketch.inner': sketch size {inner} exceeds the "
-                              f"D = {dim} parameters of {model}")
-        shards = exp["eigen"]["sketch"]["shards"]
-        blocks = -(-inner // exp["eigen"]["block_size"])
-        if shards > blocks:
-            raise ConfigError(f"config key '{key}.eigen.sketch.shards': {shards} shards for only {blocks} "
-                              f"blocks of {exp['eigen']['block_size']} measurements; lower shards or block_size")
-    krylov = exp["eigen"]["block_krylov"]
-    if krylov["enabled"]:
-        bkey = f"{key}.eigen.block_krylov"
-        extra = sorted(set(krylov_steps(exp)) - set(eigen_steps(exp)))
-        if extra:
-            raise ConfigError(f"config key '{bkey}.steps': {extra} are not in {key}.eigen.steps")
-        budget = krylov["budget"] or inner
-        block = budget // krylov["passes"]
-        if block < 1:
-            raise ConfigError(f"config key '{bkey}.passes': {krylov['passes']} passes for a budget of {budget} "
-                              "products leave an empty block")
-        if block > dim:
-            raise ConfigError(f"config key '{bkey}.budget': blocks of {block} columns exceed D = {dim}")
-        k = krylov["k"] or outer
-        if k > block * krylov["passes"]:
-            raise ConfigError(f"config key '{bkey}.k': {k} Ritz pairs from a Krylov space of at most "
-                              f"{block * krylov['passes']} dimensions")
-        blocks = -(-block // exp["eigen"]["block_size"])
-        if krylov["shards"] > blocks:
-            raise ConfigError(f"config key '{bkey}.shards': {krylov['shards']} shards for only {blocks} blocks of "
-                              f"{exp['eigen']['block_size']} products per pass; lower shards or eigen.block_size")
-    if exp["eigen"]["exact_k"] is not None and exp["eigen"]["exact_k"] > dim:
-        raise ConfigError(f"config key '{key}.eigen.exact_k': {exp['eigen']['exact_k']} exceeds D = {dim}")
-    if exp["eigen"]["exact"] and exact_steps(exp):
-        need_mb = 3 * 8 * dim * dim / 1e6  # the float64 matrix, eigh's eigenvectors and workspace
-        if need_mb > exp["resources"]["eigen_mem_mb"]:
-            raise ConfigError(f"config key '{key}.eigen.exact': the dense exact solve of D = {dim} needs about "
-                              f"{need_mb / 1e3:,.0f} GB (3 D x D float64 matrices), more than "
-                              f"{key}.resources.eigen_mem_mb = {exp['resources']['eigen_mem_mb']}; set "
-                              f"{key}.eigen.exact: false (the sketched solve streams in bounded memory)")
+    for name, spec in eigen_specs(exp).items():
+        block, where = exp["eigen"]["methods"][name], f"{key}.eigen.methods.{name}"
+        if block["steps"] is not None:
+            extra = sorted(set(block["steps"]) - set(eigen_steps(exp)))
+            if extra:
+                raise ConfigError(f"config key '{where}.steps': {extra} are not in {key}.eigen.steps")
+        if not method_steps(exp, name):
+            continue
+        try:
+            spec.check(dim)
+        except eigen_methods.SettingError as err:
+            raise ConfigError(f"config key '{where}.{err.key}': {err}") from None
+        need_mb = spec.memory_mb(dim)
+        if need_mb is not None and need_mb > exp["resources"]["eigen_mem_mb"]:
+            raise ConfigError(f"config key '{where}.enabled': {eigen_methods.LABELS[name]} at D = {dim} needs about "
+                              f"{need_mb / 1e3:,.0f} GB in one job, more than {key}.resources.eigen_mem_mb = "
+                              f"{exp['resources']['eigen_mem_mb']}; set {where}.enabled: false (the sketched "
+                              "solve streams in bounded memory)")
     check_reported_k(key, exp)
 
 
@@ -327,16 +351,13 @@ def check_reported_k(key: str, exp: Mapping[str, Any]) -> None:
     dim = MODEL_DIMS[exp["model"]]
     rho = exp["metrics"]["summary_rho"]
     k = k_of_rho(dim, rho)
-    limits = []
-    if exp["eigen"]["sketch"]["enabled"]:
-        limits.append((sketch_sizes(exp)[0], f"{key}.eigen.sketch.outer"))
-    if exp["eigen"]["exact"] and exact_steps(exp):
-        limits.append((exact_k(exp), f"{key}.eigen.exact_k (or max of {key}.masks.rho)"))
-    for limit, name in limits:
-        if k > limit:
+    for name, spec in eigen_specs(exp).items():
+        limit = spec.pairs()
+        if method_steps(exp, name) and k > limit:
+            where = f"{key}.eigen.methods.{name}"
             raise ConfigError(f"config key '{key}.metrics.summary_rho': k = round({rho} x {dim}) = {k} exceeds "
-                              f"the {limit} eigenpairs of {name}; lower summary_rho to at most "
-                              f"{limit / dim:.3g} or raise {name}")
+                              f"the {limit} eigenpairs of {name} ({where}); lower summary_rho to at most "
+                              f"{limit / dim:.3g} or let {name} keep more")
 
 
 def checkpoint_steps(exp: Mapping[str, Any]) -> list[int]:
@@ -352,7 +373,7 @@ def dof_levels(dof: Mapping[str, Any]) -> list[float]:
 
 def dof_hessian_k(exp: Mapping[str, Any]) -> int:
     """Eigenvectors the eigen store hessian_topd reads holds."""
-    return exact_k(exp) if exp["dof"]["hessian_method"] == "exact" else sketch_sizes(exp)[0]
+    return eigen_specs(exp)[exp["dof"]["hessian_method"]].pairs()
 
 
 def check_dof(name: str, exp: Mapping[str, Any]) -> None:
@@ -370,19 +391,18 @@ def check_dof(name: str, exp: Mapping[str, Any]) -> None:
             if value is not None and value not in steps:
                 raise ConfigError(f"config key '{key}.{field}': {value} is not a checkpoint step "
                                   f"(record steps, 0 or train.steps: {steps})")
-    methods = dof["methods"]
-    if "lottery_subspace" in methods:
+    subspaces = dof["subspaces"]
+    if "lottery_subspace" in subspaces:
         available = -(-exp["train"]["steps"] // dof["trajectory_every"])
         if dims[-1] > available:
             raise ConfigError(f"config key '{key}.dims': lottery_subspace at d = {dims[-1]} needs {dims[-1]} "
                               f"trajectory directions, but train.steps / trajectory_every gives {available}")
-    if "hessian_topd" in methods:
+    if "hessian_topd" in subspaces:
         split, method, start = dof["hessian_split"], dof["hessian_method"], dof["start_step"]
         if exp["hessian"][f"{split}_samples"] == 0:
             raise ConfigError(f"config key '{key}.hessian_split': the {split} Hessian subset is empty "
                               f"(experiments.{name}.hessian.{split}_samples = 0)")
-        solved = exact_steps(exp) if method == "exact" else (
-            eigen_steps(exp) if exp["eigen"]["sketch"]["enabled"] else [])
+        solved = method_steps(exp, method)
         for field, values in (("start_step", [start]), ("start_steps", dof["start_steps"])):
             for t in values:
                 if t not in solved:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +39,7 @@ from hessmask.operators import LinearOperator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CurvatureOperator", "HessianOperator", "GGNOperator", "dense_matrix", "check_symmetric"]
+__all__ = ["CurvatureOperator", "HessianOperator", "GGNOperator", "OPERATORS", "DTYPES", "curvature_operator"]
 
 
 class CurvatureOperator(LinearOperator):
@@ -209,67 +208,27 @@ class GGNOperator(CurvatureOperator):
 #: curvature operator classes by their configuration name
 OPERATORS: dict[str, type[CurvatureOperator]] = {"hessian": HessianOperator, "ggn": GGNOperator}
 
-
-def dense_matrix(operator: CurvatureOperator | Callable, dim: int | None = None, block: int = 256,
-                 dtype: torch.dtype = torch.float64, progress: Callable | None = None) -> torch.Tensor:
-    """The D x D matrix of an operator from batched products with identity blocks, symmetrized.
-
-    Costs D products; the result (H + H^T) / 2 holds D^2 numbers.
-
-    Args:
-        operator: the operator, any object that supports ``operator @ block`` for a (D, b) tensor
-            (a ``LinearOperator``); it also needs a ``dim`` attribute when ``dim`` is None.
-        dim: D (None: ``operator.dim``).
-        block: identity columns per batched product, >= 1.
-        dtype: dtype of the returned matrix (the identity blocks use the operator's own ``dtype``).
-        progress: optional callable receiving the number of products of each block.
-    Returns:
-        (D, D) tensor in ``dtype`` on the CPU, symmetric.
-    Implements docs/science.md, section "Settings table" ("Loss and Hessian": the exact reference
-    assembles the dense matrix from D products).
-    """
-    dim = operator.dim if dim is None else dim
-    out = torch.empty((dim, dim), dtype=dtype)
-    eye_dtype = getattr(operator, "dtype", dtype)
-    for start in range(0, dim, block):
-        stop = min(dim, start + block)
-        eye = torch.zeros((dim, stop - start), dtype=eye_dtype)
-        eye[torch.arange(start, stop), torch.arange(stop - start)] = 1
-        out[:, start:stop] = torch.as_tensor(operator @ eye).to(dtype).cpu()
-        if progress is not None:
-            progress(stop - start)
-    return (out + out.T) / 2
+#: torch dtypes of the products by their configuration name (``eigen.dtype``)
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 
-def check_symmetric(operator: LinearOperator, dim: int, seed: int = 0, trials: int = 2, rtol: float = 1e-3) -> float:
-    """Cheap symmetry check on random vectors: |u^T H v - v^T H u| relative to ||u|| max(||H u||, ||H v||).
-
-    Costs 2 * trials products. Raises ValueError naming the discrepancy if it exceeds ``rtol``;
-    returns the largest relative discrepancy otherwise.
+def curvature_operator(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, curvature: str = "hessian",
+                       dtype: str = "float32", device: str | torch.device = "cpu", block_size: int = 64,
+                       data_chunk: int | None = None) -> CurvatureOperator:
+    """The configured curvature operator of ``model`` over a data subset (config ``eigen.curvature``,
+    ``dtype``, ``device``, ``block_size``, ``data_chunk``; every eigen method's spec carries them).
 
     Args:
-        operator: the (D, D) operator, anything that supports ``operator @ block`` for a (D, 2) tensor.
-        dim: D.
-        seed: seed of the standard Gaussian vectors u, v (float64).
-        trials: number of (u, v) pairs, >= 0 (0 checks nothing and returns 0.0).
-        rtol: the largest relative discrepancy accepted, > 0.
-    Returns:
-        the largest relative discrepancy over the trials, a float >= 0.
+        model: the network at one checkpoint (copied; its buffers are used as they are).
+        inputs, labels: the data subset, as ``CurvatureOperator`` takes them.
+        curvature: ``hessian`` or ``ggn`` (``OPERATORS``).
+        dtype: ``float32`` or ``float64`` (``DTYPES``), the precision of the products.
+        device, block_size, data_chunk: as ``CurvatureOperator``.
     Raises:
-        ValueError: if the discrepancy exceeds ``rtol`` (the operator is not symmetric).
-    Implements the precondition of docs/science.md, section "SEIGH step by step" (a symmetric operator H).
+        ValueError: for an unknown curvature or dtype name.
     """
-    gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
-    for _ in range(trials):
-        u = torch.randn(dim, generator=gen, dtype=torch.float64)
-        v = torch.randn(dim, generator=gen, dtype=torch.float64)
-        block = torch.stack([u, v], dim=1)
-        product = torch.as_tensor(operator @ block.to(getattr(operator, "dtype", torch.float64))).double().cpu()
-        hu, hv = product[:, 0], product[:, 1]
-        scale = float(torch.linalg.norm(u) * max(torch.linalg.norm(hv), torch.linalg.norm(hu))) or 1.0
-        worst = max(worst, abs(float(u @ hv - v @ hu)) / scale)
-    if worst > rtol:
-        raise ValueError(f"the operator is not symmetric: |u^T H v - v^T H u| / (|u| |Hv|) = {worst:.2e} "
-                         f"> {rtol:.0e} on random vectors; symmetric eigensolvers need a symmetric operator")
-    return worst
+    if curvature not in OPERATORS or dtype not in DTYPES:
+        raise ValueError(f"unknown curvature {curvature!r} or dtype {dtype!r} (known: {sorted(OPERATORS)}, "
+                         f"{sorted(DTYPES)})")
+    return OPERATORS[curvature](model, inputs, labels, dtype=DTYPES[dtype], device=device, block_size=block_size,
+                                data_chunk=data_chunk)

@@ -391,3 +391,35 @@ def sample_angles(modality: str, dim: int, k: int, rng: np.random.Generator) -> 
         q = sample_stiefel(dim, k, rng)
         return mask_matrix_angles(sample_mask(dim, k, rng), q)
     return mask_angles(sample_mask(dim, k, rng), sample_mask(dim, k, rng), dim)  # BB
+
+
+#: relative singular value below which ``top_overlap`` counts a direction of a block as absent
+SPAN_TOLERANCE = 1e-12
+
+
+def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int, tolerance: float = SPAN_TOLERANCE) -> float:
+    """Subspace overlap (1/k) sum cos^2(principal angles) of the spans of the leading k columns.
+
+    Each block is reduced to an orthonormal basis of its span by an SVD that drops directions with
+    singular values below ``tolerance`` times the largest, so any basis works (orthonormal or
+    not) and a block spanning r < k dimensions scores at most r / k: an estimate [e1, e1] against
+    the reference [e1, e2] scores 1/2, not 1.
+
+    Args:
+        reference: (D, >= k) array, e.g. the exact eigenvectors; its first k columns are used.
+        estimate: (D, >= k) array, e.g. a solver's eigenvectors; its first k columns are used.
+        k: number of leading columns compared, >= 1.
+        tolerance: relative singular value below which a direction of a block counts as absent.
+    Returns:
+        the overlap (1/k) ||Q_ref^T Q_est||_F^2, a float in [0, 1].
+    Implements the ``overlap`` of docs/science.md, section "The seven normalized metrics", used to
+    compare solvers (section "Sketching versus Krylov methods").
+    """
+
+    def span(block: np.ndarray) -> np.ndarray:
+        u, sigma, _ = np.linalg.svd(np.asarray(block[:, :k], dtype=np.float64), full_matrices=False)
+        keep = sigma > tolerance * sigma[0] if sigma.size and sigma[0] > 0 else np.zeros(sigma.size, bool)
+        return u[:, keep]
+
+    a, b = span(reference), span(estimate)
+    return float(np.linalg.norm(a.T @ b) ** 2 / k)

@@ -1,36 +1,19 @@
-"""Helpers for the thin workflow scripts: logging into the job's log file.
+"""Job assembly: what a workflow job reads (its data, checkpoint, curvature operator, stores) turned
+into the one library call that does its work.
 
-Kept free of Snakemake imports: scripts pass plain paths and values in.
+The top layer of the library: only the workflow's scripts import it, nothing in the library does.
+Kept free of Snakemake imports: scripts pass plain paths and values in, so every function here can
+run one job from a test or a debugger.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def setup_logging(log_files: Sequence[str] | str | None, name: str = "hessmask") -> logging.Logger:
-    """Log INFO and above to the job's log file (if any) and to stderr; return the logger."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_files:
-        path = Path(log_files if isinstance(log_files, str) else log_files[0])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
-    logging.captureWarnings(True)
-    logger = logging.getLogger(name)
-
-    def log_uncaught(kind, value, traceback) -> None:
-        # the job's log (what --show-failed-logs prints) gets the traceback, not only stderr
-        logger.critical("job failed", exc_info=(kind, value, traceback))
-
-    sys.excepthook = log_uncaught
-    return logger
+log = logging.getLogger("hessmask")
 
 
 def experiment_data(model: str, dataset: str, synthetic_samples: int, seed: int,
@@ -58,72 +41,111 @@ def excluded_parameters(model: str, groups: Sequence[str], classes: int | None) 
 
 
 def segment_theta(path: str | Path) -> Any:
-    """theta at the end step of a training segment store (its ``params``), read without torch.
+    """theta at the end step of a training segment store (its ``theta``), read without torch.
 
     Raises:
-        SystemExit: naming the store, if it has no ``params`` (written before the segment stores
-            carried theta): its training segments have to be rerun.
+        SystemExit: naming the store, if it has no ``theta`` (written before the segment stores
+            carried it under that name): its training segments have to be rerun.
     """
     from hessmask.store import open_dataset
 
     segment = open_dataset(path, load=False)
-    if "params" not in segment:
-        raise SystemExit(f"{path} has no 'params' (theta): it was written before the training segment stores "
-                         "carried theta; rerun training with `snakemake --forcerun train_segment`")
-    return segment["params"].values
+    if "theta" not in segment:
+        raise SystemExit(f"{path} has no 'theta': it was written by an earlier version of the training segment "
+                         "stores; rerun training with `snakemake --forcerun train_segment`")
+    return segment["theta"].values
 
 
-def hessian_job(params, inputs, wildcards, config):
-    """The curvature operator of an eigen job: the checkpoint of ``wildcards.step`` over the
-    class-balanced Hessian subset of ``wildcards.split`` (``params``: experiment, eigen, samples;
-    ``inputs``: data, checkpoint; ``config``: the workflow config, read only for where the data
-    live, which is deliberately no rerun trigger)."""
-    from hessmask.eigen_stores import hessian_operator
-    from hessmask.training import Checkpoint
+@dataclass
+class EigenJob:
+    """One job of the eigen stage, in plain values (what its script passes in).
 
-    exp = params.experiment
-    data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
-                           inputs.data, config["data"])
-    checkpoint = Checkpoint.load(inputs.checkpoint, map_location="cpu")
-    operator = hessian_operator(checkpoint, data, wildcards.split, params.samples, params.eigen)
-    logging.getLogger("hessmask").info("D = %d, %d examples of %s, step %s", operator.dim, operator.num_examples,
-                                       wildcards.split, wildcards.step)
-    return operator
+    Args:
+        method: the eigen method (``hessmask.eigen.methods.NAMES``).
+        spec: its spec as the job's params (``SolveSpec.params``).
+        experiment: the experiment's training settings (model, dataset, synthetic_samples, train).
+        samples: examples of the Hessian subset.
+        split, step: the Hessian's split and record step.
+        data: the prepared dataset (the rule's ``data`` input; empty for imagenet and synthetic data).
+        checkpoint: the checkpoint at ``step``.
+        data_config: the workflow's ``data`` section (where the data live: no rerun trigger).
+        parts: the part stores the job reads (shards, pass stores), in the order its writer takes them.
+    """
+
+    method: str
+    spec: Mapping[str, Any]
+    experiment: Mapping[str, Any]
+    samples: int
+    split: str
+    step: int
+    data: Sequence[str]
+    checkpoint: str
+    data_config: Mapping[str, Any]
+    parts: Sequence[str] = field(default_factory=list)
+
+    def solve_spec(self):
+        """The typed spec of the job's method."""
+        from hessmask.eigen.methods import from_params
+
+        return from_params(self.method, self.spec)
+
+    def attrs(self, **extra: Any) -> dict[str, str]:
+        """The provenance of the job's stores: its method's settings, the split and the step."""
+        from hessmask.store import provenance
+
+        return provenance({"method": self.method, **self.spec}, split=self.split, step=self.step, **extra)
+
+    def operator(self):
+        """The curvature operator of the job: the checkpoint at ``step`` over the class-balanced
+        Hessian subset of ``split``, with the method's curvature, precision and product blocks."""
+        from hessmask.curvature import curvature_operator
+        from hessmask.data import class_balanced_indices
+        from hessmask.training import Checkpoint
+
+        exp, spec = self.experiment, self.solve_spec()
+        data = experiment_data(exp["model"], exp["dataset"], exp["synthetic_samples"], exp["train"]["seed"],
+                               self.data, self.data_config)
+        idx = class_balanced_indices(data.labels(self.split), self.samples, data.num_classes)
+        x, y = data.batch(self.split, idx)
+        model = Checkpoint.load(self.checkpoint, map_location="cpu").model(spec.device)
+        operator = curvature_operator(model, x, y, spec.curvature, spec.dtype, spec.device, spec.block_size,
+                                      spec.data_chunk)
+        log.info("%s: D = %d, %d examples of %s, step %d", self.method, operator.dim, operator.num_examples,
+                 self.split, self.step)
+        return operator
+
+    def dim(self) -> int:
+        """D, read from the checkpoint (the jobs that need no operator)."""
+        from hessmask.training import Checkpoint
+
+        return int(Checkpoint.load(self.checkpoint, map_location="cpu").parameters().size)
 
 
-class Progress:
-    """Progress of long work as log lines: count, rate and ETA every ``every`` seconds (and at the
-    end), with or without a terminal (SLURM jobs have none, so tqdm would stay silent)."""
+def eigen_store(job: EigenJob, path: str | Path) -> dict[str, float]:
+    """The eigen store of one (method, split, step) at ``path``, by the method's registry writer
+    (from ``job.parts`` where the method is sharded). Returns its wall time per phase."""
+    from hessmask.eigen import methods
 
-    def __init__(self, label: str, total: int, unit: str = "items", every: float = 30.0,
-                 logger: logging.Logger | None = None):
-        self.label, self.total, self.unit, self.every = label, int(total), unit, float(every)
-        self.log = logger or logging.getLogger("hessmask.progress")
-        self.done = 0
-        self.start = self.last = time.monotonic()
-
-    def update(self, count: int = 1) -> None:
-        """Record ``count`` more units; log when the cadence is due or the work is complete."""
-        self.done += int(count)
-        now = time.monotonic()
-        if now - self.last >= self.every or self.done >= self.total:
-            self.last = now
-            elapsed = max(now - self.start, 1e-9)
-            rate = self.done / elapsed
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            self.log.info("%s: %d/%d %s (%.0f%%), %.3g %s/s, elapsed %.0f s, ETA %.0f s", self.label, self.done,
-                          self.total, self.unit, 100.0 * self.done / max(self.total, 1), rate, self.unit, elapsed, eta)
+    writer = methods.function(methods.method(job.method).store)
+    return writer(job.operator(), job.solve_spec(), job.step, list(job.parts), path, job.attrs())
 
 
-def track(items, label: str, unit: str = "steps", progress: bool | None = None, every: float = 30.0):
-    """Iterate over ``items`` showing progress: a tqdm bar on a terminal (``progress`` None: only
-    there; True: always) and, unless ``progress`` is False, a ``Progress`` log line every ``every``
-    seconds and at the end, which is what a SLURM job's log shows."""
-    from tqdm.auto import tqdm
+def seigh_shard(job: EigenJob, shard: int, path: str | Path) -> None:
+    """Measurement shard ``shard`` of a SEIGH sketch."""
+    from hessmask.eigen.seigh_store import measure_shard
 
-    items = list(items)
-    meter = None if progress is False else Progress(label, len(items), unit=unit, every=every)
-    for item in tqdm(items, desc=label, disable=None if progress is None else not progress):
-        yield item
-        if meter is not None:
-            meter.update()
+    measure_shard(job.operator(), job.solve_spec(), shard, path, job.attrs())
+
+
+def krylov_basis(job: EigenJob, bases: Sequence[str], images: Sequence[str], path: str | Path) -> None:
+    """Q_p of a block Krylov pass p = len(bases), from the earlier bases and the products of pass p - 1."""
+    from hessmask.eigen.krylov_store import basis_store
+
+    basis_store(job.solve_spec(), job.dim(), job.step, bases, images, path, job.attrs())
+
+
+def krylov_image(job: EigenJob, basis: str, krylov_pass: int, shard: int, path: str | Path) -> None:
+    """One shard of the products H Q_p of block Krylov pass ``krylov_pass``."""
+    from hessmask.eigen.krylov_store import measure_store
+
+    measure_store(job.operator(), job.solve_spec(), basis, shard, path, job.attrs(krylov_pass=krylov_pass))

@@ -12,12 +12,14 @@ top rho-fraction of entries of |x| (seed 000, section 2.2 and Fig. 9).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import xarray as xr
 
 from hessmask.grassmann import iou
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 def k_of_rho(dim: int, rho: float) -> int:
@@ -86,20 +88,22 @@ def energy_concentration(x: np.ndarray, rho: float) -> float:
     return float(np.sqrt(np.sum(top * top) / total))
 
 
-def mask_statistics(params: xr.DataArray, rhos: Sequence[float], ties: str = "lowest_index", seed: int = 0,
+def mask_statistics(theta: xr.DataArray, rhos: Sequence[float], ties: str = "lowest_index", seed: int = 0,
                     excluded: np.ndarray | None = None) -> xr.Dataset:
     """kappa of |theta| per (step, rho), the IoU of magnitude masks per (rho, step, step_other) and
     the mask members decided by the tie rule per (step, rho).
 
-    ``params`` has dims (step, param); ``ties``, ``seed``, ``excluded`` as in ``magnitude_order``.
+    ``theta`` has dims (step, param); ``ties``, ``seed``, ``excluded`` as in ``magnitude_order``.
     """
-    steps = params["step"].values
-    theta = params.values
-    dim = theta.shape[1]
-    kappa = np.array([[energy_concentration(theta[s], rho) for rho in rhos] for s in range(len(steps))])
+    import xarray as xr
+
+    steps = theta["step"].values
+    values = theta.values
+    dim = values.shape[1]
+    kappa = np.array([[energy_concentration(values[s], rho) for rho in rhos] for s in range(len(steps))])
     ious = np.empty((len(rhos), len(steps), len(steps)))
-    orders = [magnitude_order(theta[s], ties, seed, excluded) for s in range(len(steps))]
-    tied = np.array([[boundary_ties(theta[s], orders[s], k_of_rho(dim, rho), excluded) for rho in rhos]
+    orders = [magnitude_order(values[s], ties, seed, excluded) for s in range(len(steps))]
+    tied = np.array([[boundary_ties(values[s], orders[s], k_of_rho(dim, rho), excluded) for rho in rhos]
                      for s in range(len(steps))])
     for r, rho in enumerate(rhos):
         masks = [np.sort(orders[s][: k_of_rho(dim, rho)]) for s in range(len(steps))]

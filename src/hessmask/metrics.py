@@ -18,10 +18,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from hessmask.eigen_methods import METHODS
+from hessmask.eigen.methods import NAMES as METHODS
 from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
 from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnitude_order
-from hessmask.store import row_chunks
+from hessmask.rows import row_chunks
 
 
 def nested_overlap(order: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -196,7 +196,8 @@ def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, i
 
 def store_axes(stores: Mapping[tuple[str, str, int], Any]) -> tuple[list[str], list[str], list[int]]:
     """The (methods, splits, steps) of eigen stores keyed by (method, split, step), in the order the
-    metrics store lists them (methods as ``eigen_stores.METHODS``, train before test, steps ascending)."""
+    metrics store lists them: methods in registry order (``hessmask.eigen.methods.NAMES``), train
+    before test, steps ascending."""
     return (sorted({m for m, _, _ in stores}, key=METHODS.index),
             sorted({s for _, s, _ in stores}, key=["train", "test"].index),
             sorted({t for _, _, t in stores}))

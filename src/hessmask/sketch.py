@@ -51,7 +51,7 @@ import scipy.fft
 import scipy.sparse
 import torch
 
-from hessmask.eigen_methods import KINDS  # noqa: F401 (the kinds of test matrix, re-exported)
+from hessmask.eigen.methods import KINDS  # noqa: F401 (the kinds of test matrix, re-exported)
 
 #: nonzeros per column of a ``sparse_sign`` matrix (Tropp et al. 2019 recommend min(t, 8))
 SPARSE_NONZEROS = 8

@@ -25,27 +25,10 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from hessmask import __version__
+from hessmask import dims as dims_table
 
 #: every array is zstd-compressed with a checksum per chunk: a corrupt chunk fails to read
 COMPRESSORS = (ZstdCodec(level=3, checksum=True),)
-
-
-def row_chunks(dim: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) ranges of ``chunk`` rows covering [0, dim).
-
-    Args:
-        dim: the number of rows D (0 gives no ranges).
-        chunk: rows per range, >= 1; the last range may be shorter.
-    Returns:
-        an iterator of (start, stop) int pairs, in order.
-    Raises:
-        ValueError: if chunk < 1 (raised on the first ``next``: this is a generator).
-    Implements docs/science.md, section "At paper scale" (row chunks of ``eigen.row_chunk`` rows).
-    """
-    if chunk < 1:
-        raise ValueError(f"the row chunk must be >= 1, got {chunk}")
-    for lo in range(0, dim, chunk):
-        yield lo, min(dim, lo + chunk)
 
 
 def git_commit(repo: Path | str | None = None) -> str:
@@ -154,6 +137,7 @@ def write_dataset(ds: xr.Dataset, path: Path | str, encoding: Mapping | None = N
     consolidated. Returns the final path.
     """
     path = Path(path)
+    ds = dims_table.describe(ds.copy(deep=False), str(path))
     tmp = _temporary(path)
     try:
         _to_zarr(ds, tmp, "w", encoding)
@@ -192,11 +176,12 @@ class StoreWriter:
 
     def write(self, ds: xr.Dataset, encoding: Mapping | None = None) -> None:
         """Add the variables and attributes of a small in-memory Dataset."""
-        _to_zarr(ds, self.tmp, "a", encoding)
+        _to_zarr(dims_table.describe(ds.copy(deep=False), str(self.path)), self.tmp, "a", encoding)
 
     def create(self, name: str, dims: tuple[str, ...], shape: tuple[int, ...], chunks: tuple[int, ...],
                dtype: Any) -> zarr.Array:
         """An empty (NaN-filled) array that xarray reads as ``name`` with dimensions ``dims``."""
+        dims_table.check(dims, f"{self.path} ({name})")
         chunks = tuple(max(1, min(c, n) if n else c) for c, n in zip(chunks, shape))
         return self.group.create_array(name, shape=shape, chunks=chunks, dtype=np.dtype(dtype), fill_value=np.nan,
                                        dimension_names=dims, compressors=COMPRESSORS)

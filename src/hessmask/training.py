@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hessmask.config import segment_bounds  # noqa: F401 (re-exported)
-from hessmask.jobs import track
 from hessmask.models import build_model
+from hessmask.progress import track
+from hessmask.seeds import step_seed
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -87,11 +88,6 @@ def _epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
     """The data order of one epoch, drawn once per epoch rather than once per step (callers copy
     their slice, so the cached order is never written to)."""
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
-
-
-def step_seed(seed: int, step: int, stream: int) -> int:
-    """A 63-bit seed for the per-step random draws of one stream (1 = dropout, 2 = augmentation)."""
-    return int(np.random.SeedSequence([seed, stream, step]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def seed_step_draws(seed: int, device: torch.device) -> None:
@@ -286,7 +282,7 @@ def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
 
     ``previous`` is None for step 0 (the seeded initialization). Returns the checkpoint at
     ``step`` and a Dataset with the batch losses of the segment, the evaluation at ``step`` and
-    ``params`` (param,), theta at ``step`` (``Checkpoint.parameters``, taken from the model built for
+    ``theta`` (param,), theta at ``step`` (``Checkpoint.parameters``, taken from the model built for
     the evaluation): the jobs that need only theta read it there without torch.
     """
     import xarray as xr
@@ -305,25 +301,26 @@ def run_segment(experiment: Mapping[str, Any], data: Data, step: int,
             "batch_loss": (("train_step",), losses),
             **{f"{split}_loss": ((), loss) for split, (loss, _) in evals.items()},
             **{f"{split}_accuracy": ((), acc) for split, (_, acc) in evals.items()},
-            "params": (("param",), flat_parameters(model)),
+            "theta": (("param",), flat_parameters(model)),
         },
         coords={"train_step": np.arange(start, step), "step": step},
     )
-    ds["params"].attrs.update(long_name="trainable parameters theta at step, flattened in model.parameters() order")
+    ds["theta"].attrs.update(long_name="trainable parameters theta at step, flattened in model.parameters() order",
+                            units="parameter units")
     log.info("step %d: train loss %.4f acc %.4f, test loss %.4f acc %.4f", step,
              *evals["train"], *evals["test"])
     return checkpoint, ds
 
 
 def combine_curves(segments: list["xr.Dataset"]) -> "xr.Dataset":
-    """Join per-segment curves into the experiment's training curves (theta, ``params``, is left to
-    ``params_dataset``)."""
+    """Join per-segment curves into the experiment's training curves (``theta`` is left to
+    ``theta_dataset``)."""
     import xarray as xr
 
     segments = sorted(segments, key=lambda d: int(d["step"]))
     # each segment's scalar ``step`` coordinate is left out: the curves' own dimension is train_step
     batch_loss = xr.concat([s["batch_loss"].drop_vars("step") for s in segments], dim="train_step")
-    evals = xr.concat([s.drop_vars(["batch_loss", "params"], errors="ignore").drop_dims("train_step", errors="ignore")
+    evals = xr.concat([s.drop_vars(["batch_loss", "theta"], errors="ignore").drop_dims("train_step", errors="ignore")
                        for s in segments], dim="step")
     ds = xr.merge([batch_loss.to_dataset(), evals])
     ds["batch_loss"].attrs.update(units="nats",
@@ -335,8 +332,8 @@ def combine_curves(segments: list["xr.Dataset"]) -> "xr.Dataset":
     return ds
 
 
-def params_dataset(checkpoint_paths: list[str | Path]) -> "xr.Dataset":
-    """theta of each checkpoint stacked into a Dataset with ``params`` of dims (step, param).
+def theta_dataset(checkpoint_paths: list[str | Path]) -> "xr.Dataset":
+    """theta of each checkpoint stacked into a Dataset with ``theta`` of dims (step, param).
 
     The attrs ``tensor_names``, ``tensor_shapes`` and ``tensor_offsets`` map the flat index back
     to the parameter tensors.
@@ -351,10 +348,11 @@ def params_dataset(checkpoint_paths: list[str | Path]) -> "xr.Dataset":
     offsets = np.cumsum([0] + [int(np.prod(shape)) for _, shape in layout]).tolist()
     theta = np.stack([c.parameters() for c in checkpoints])
     ds = xr.Dataset(
-        {"params": (("step", "param"), theta)},
+        {"theta": (("step", "param"), theta)},
         coords={"step": [c.step for c in checkpoints], "param": np.arange(theta.shape[1])},
     )
-    ds["params"].attrs.update(long_name="trainable parameters theta, flattened in model.parameters() order")
+    ds["theta"].attrs.update(long_name="trainable parameters theta, flattened in model.parameters() order",
+                             units="parameter units")
     ds.attrs.update(
         model=checkpoints[0].model_name,
         tensor_names=json.dumps([name for name, _ in layout]),

@@ -1,185 +1,22 @@
-"""Figures of the study: one function per figure, taking xarray Datasets, returning a Figure.
-
-Functions never write files; ``save_figure`` writes PNG and PDF side by side. Styling is
-seaborn's "whitegrid" with the colorblind palette, so figures read the same on paper and screen.
-"""
+"""The figures of one experiment (seed 000 Figs. 1, 4, 9, 10; the TMLR figures), from its stores."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
+import seaborn as sns
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from hessmask.dof_methods import METHOD_LABELS as DOF_LABELS  # noqa: E402
-from hessmask.dof_methods import METHODS as DOF_METHODS  # noqa: E402
-from hessmask.dof_methods import START_STEP_METHODS as DOF_START_STEP_METHODS  # noqa: E402
-
-METRIC_LABELS = {
-    "geodesic": "geodesic",
-    "chordal_2": r"chordal $\ell_2$",
-    "chordal_F": r"chordal $\ell_F$",
-    "projection_2": r"projection $\ell_2$",
-    "projection_F": r"projection $\ell_F$",
-    "fubini_study": "Fubini-Study",
-    "overlap": "overlap",
-}
-
-
-def metric_axis_label(metric: str) -> str:
-    """The y label of a metric's panel: whether it is a distance or a similarity."""
-    if metric == "overlap":
-        return "similarity (1 = same subspace)"
-    return "distance (0 = same subspace)"
-
-
-MODALITY_LABELS = {
-    "OO": "orthonormal vs orthonormal (OO)",
-    "OB": "orthonormal vs mask (OB)",
-    "BB": "mask vs mask (BB)",
-}
-
-
-def style() -> None:
-    """Apply the project's plotting style."""
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
-
-
-def save_figure(fig: plt.Figure, stem: Path | str) -> list[Path]:
-    """Save ``fig`` as ``<stem>.png`` (150 dpi) and ``<stem>.pdf``; close it; return the paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], dpi=150, bbox_inches="tight", metadata={"CreationDate": None})  # dpi: rasterized parts
-    plt.close(fig)
-    return paths
-
-
-#: the figures ``save_figures`` hands to its forked workers (set before the fork, read in the children)
-_PENDING: dict[str, tuple[Callable[[], plt.Figure], Path]] = {}
-
-
-def _render(name: str) -> str:
-    make, stem = _PENDING[name]
-    save_figure(make(), stem)
-    return name
-
-
-def save_figures(figures: Mapping[str, tuple[Callable[[], plt.Figure], Path | str]], workers: int = 1,
-                 done: Callable[[str], None] | None = None) -> None:
-    """Make and save every figure (``save_figure``): ``figures`` maps a name to (a function making
-    the figure, its stem). With ``workers`` > 1 they are drawn in that many forked processes, which
-    inherit the loaded data (drawing and writing, not reading, is a figure job's time); ``done(name)``
-    is called as each one is written. A figure that fails raises its error here, with the worker's
-    traceback attached, and the other workers are stopped."""
-    names = list(figures)
-    workers = max(1, min(int(workers), len(names)))
-    if workers == 1:
-        for name in names:
-            save_figure(figures[name][0](), figures[name][1])
-            if done:
-                done(name)
-        return
-    import multiprocessing
-
-    _PENDING.clear()
-    _PENDING.update({name: (make, Path(stem)) for name, (make, stem) in figures.items()})
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for name in pool.imap_unordered(_render, names):
-                if done:
-                    done(name)
-    finally:
-        _PENDING.clear()
-
-
-def _panel_grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.4, 2.7)):
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, axes.flat[:n]
-
-
-def _band(ax, x, samples: xr.DataArray, label: str, color) -> None:
-    """Median line and 5-95 percentile band over the ``sample`` dim."""
-    q = samples.quantile([0.05, 0.5, 0.95], dim="sample").values
-    ax.plot(x, q[1], marker="o", ms=3, color=color, label=label)
-    ax.fill_between(x, q[0], q[2], color=color, alpha=0.2, linewidth=0)
-
-
-def synthetic_vs_dim(ds: xr.Dataset, modality: str, ratios: Sequence[float]) -> plt.Figure:
-    """Each metric against D (log2 axis) for fixed ratios r = k/D (seed 000, Figs. 2, 5-7).
-
-    One panel per metric, median over the T samples with the 5-95 percentile band.
-    """
-    style()
-    value = ds["value"].sel(modality=modality)
-    metrics = list(value["metric"].values)
-    fig, axes = _panel_grid(len(metrics) + 1)
-    colors = sns.color_palette("colorblind", len(ratios))
-    for ax, metric in zip(axes, metrics):
-        for color, ratio in zip(colors, ratios):
-            cell = value.sel(metric=metric).sel(ratio=ratio).dropna("D", how="all")
-            _band(ax, cell["D"].values, cell, f"r = {ratio:g}", color)
-        ax.set_xscale("log", base=2)
-        ax.set_title(METRIC_LABELS.get(metric, metric))
-        ax.set_xlabel("D (ambient dimension)")
-        ax.set_ylabel(metric_axis_label(metric))
-        ax.set_ylim(-0.03, 1.03)
-    _legend_panel(axes[-1], axes[0])
-    fig.suptitle(f"Random baselines vs D, {MODALITY_LABELS.get(modality, modality)}, "
-                 f"median and 5-95% band over {ds.sizes['sample']} pairs")
-    fig.tight_layout()
-    return fig
-
-
-def synthetic_vs_ratio(ds: xr.Dataset, modality: str, dims: Sequence[int]) -> plt.Figure:
-    """Each metric against r = k/D (log axis) for fixed D (seed 000, Figs. 3, 8)."""
-    style()
-    value = ds["value"].sel(modality=modality)
-    metrics = list(value["metric"].values)
-    fig, axes = _panel_grid(len(metrics) + 1)
-    colors = sns.color_palette("viridis", len(dims))
-    for ax, metric in zip(axes, metrics):
-        for color, dim in zip(colors, dims):
-            cell = value.sel(metric=metric, D=dim).dropna("ratio", how="all")
-            _band(ax, cell["ratio"].values, cell, f"D = {dim}", color)
-        if metric == "overlap":
-            grid = np.geomspace(float(value["ratio"].min()), 1.0, 50)
-            ax.plot(grid, grid, ls="--", color="0.3", lw=1, label="chance k/D")
-        ax.set_xscale("log")
-        ax.set_title(METRIC_LABELS.get(metric, metric))
-        ax.set_xlabel("r = k / D")
-        ax.set_ylabel(metric_axis_label(metric))
-        ax.set_ylim(-0.03, 1.03)
-    _legend_panel(axes[-1], axes[len(metrics) - 1])
-    fig.suptitle(f"Random baselines vs ratio, {MODALITY_LABELS.get(modality, modality)}, "
-                 f"median and 5-95% band over {ds.sizes['sample']} pairs")
-    fig.tight_layout()
-    return fig
-
-
-def _legend_panel(ax, source) -> None:
-    """Use the spare last panel for the legend so that no data is hidden."""
-    handles, labels = source.get_legend_handles_labels()
-    ax.set_visible(True)
-    ax.axis("off")
-    ax.legend(handles, labels, loc="center", frameon=False)
-
-
-# ----------------------------------------------------------------------------- experiment figures
+from hessmask.eigen.methods import LABELS as METHOD_LABELS
+from hessmask.masks import k_of_rho
+from hessmask.plots.common import METRIC_LABELS, legend_panel, metric_axis_label, panel_grid, style
+from hessmask.plots.synthetic import random_baseline
 
 SPLIT_STYLE = {"train": "-", "test": "--"}
-METHOD_LABELS = {"exact": "exact", "seigh": "SEIGH (sketched)", "block_krylov": "block Krylov"}
 
 
 def _chance(ax, x, value, label="chance k/D") -> None:
@@ -199,8 +36,8 @@ def _steps_axis(ax, steps) -> None:
 
 
 def _rho_k(metrics: xr.Dataset, rho: float) -> int:
-    dim = int(metrics.attrs["D"])
-    return int(min(dim, max(1, round(rho * dim))))
+    """k = round(rho D) of the metrics store's D (``hessmask.masks.k_of_rho``)."""
+    return k_of_rho(int(metrics.attrs["D"]), rho)
 
 
 def _best_method(data: xr.DataArray, prefer_exact: bool = False) -> str:
@@ -295,7 +132,7 @@ def metrics_over_steps(metrics: xr.Dataset, baselines: xr.Dataset | None = None,
     method, split = _pick(metrics, method, split)
     values = metrics["grassmann"].sel({"method": method, "split": split})
     names = list(values["metric"].values)
-    fig, axes = _panel_grid(len(names) + 1)
+    fig, axes = panel_grid(len(names) + 1)
     colors = sns.color_palette("colorblind", values.sizes["rho"])
     steps = values["step"].values
     for ax, name in zip(axes, names):
@@ -310,35 +147,12 @@ def metrics_over_steps(metrics: xr.Dataset, baselines: xr.Dataset | None = None,
         ax.set_title(METRIC_LABELS.get(name, name))
         ax.set_ylabel(metric_axis_label(name))
         _steps_axis(ax, steps)
-    _legend_panel(axes[-1], axes[0])
+    legend_panel(axes[-1], axes[0])
     axes[-1].text(0.5, 0.05, "dashed: random mask vs random subspace\n(synthetic study, OB, largest D)",
                   ha="center", transform=axes[-1].transAxes, fontsize=8)
     fig.suptitle(f"Grassmannian metrics between magnitude masks and top eigenspaces ({split} Hessian, {method})")
     fig.tight_layout()
     return fig
-
-
-def random_baseline(baselines: xr.Dataset, metric: str, ratio: float, modality: str = "OB",
-                    tolerance: float = 0.1) -> float | None:
-    """Mean of a metric for random pairs at the largest D computed for ``ratio``.
-
-    The nearest computed ratio is used if it lies within ``tolerance`` (relative) of ``ratio``;
-    otherwise there is no baseline (None) rather than a misleading one.
-    """
-    value = baselines["value"].sel(modality=modality, metric=metric)
-    mean = value.mean("sample")
-    available = mean.dropna("D", how="all")
-    if available.sizes["D"] == 0:
-        return None
-    candidates = [(abs(np.log(r / ratio)), r) for r in available["ratio"].values
-                  if np.isfinite(available.sel(ratio=r)).any()]
-    if not candidates:
-        return None
-    distance, nearest = min(candidates)
-    if distance > np.log1p(tolerance):
-        return None
-    column = available.sel(ratio=nearest).dropna("D")
-    return float(column.isel(D=-1))
 
 
 def kappa_and_accuracy(training: xr.Dataset, masks: xr.Dataset, metrics: xr.Dataset | None = None) -> plt.Figure:
@@ -578,195 +392,4 @@ def runtime_breakdown(timings: Mapping[str, Mapping[str, float]], title: str = "
     ax.tick_params(axis="x", rotation=45)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    return fig
-
-
-# ----------------------------------------------------------------------------- degrees of freedom
-
-DOF_COLORS = dict(zip(DOF_METHODS, sns.color_palette("colorblind", len(DOF_METHODS))))
-
-
-def _dof_label(method: str) -> str:
-    return DOF_LABELS.get(method, method)
-
-
-def _full_accuracy(ax, ds: xr.Dataset, split: str, orientation: str = "h") -> None:
-    """Dashed line at the mean full-space accuracy (seed 004's 'full model' baseline)."""
-    value = float(ds[f"full_{split}_accuracy"].mean())
-    (ax.axhline if orientation == "h" else ax.axvline)(value, color="0.3", ls="--", lw=1,
-                                                       label=f"full space ({value:.2f})")
-
-
-def dof_success(ds: xr.Dataset, title: str = "", split: str = "train") -> plt.Figure:
-    """Success probability over (d, accuracy level) per method, d* (1 - delta) overlaid (seed 004 Fig. 2)."""
-    methods = [str(m) for m in ds["method"].values]
-    fig, axes = _panel_grid(len(methods), ncols=3, size=(4.0, 3.2))
-    fig.set_layout_engine("constrained")
-    d = ds["d"].values
-    levels = ds["level"].values
-    mesh = None
-    for ax, method in zip(axes.flat, methods):
-        prob = ds["success_probability"].sel({"method": method, "split": split})
-        mesh = ax.pcolormesh(np.arange(d.size + 1) - 0.5, _edges(levels), prob.values, cmap="Greys",
-                             vmin=0, vmax=1, shading="flat")
-        dstar = ds["threshold_dimension"].sel({"method": method, "split": split})
-        ok = np.isfinite(dstar.values)
-        pos = np.searchsorted(d, dstar.values[ok])
-        ax.step(pos, levels[ok], where="mid", color=DOF_COLORS.get(method, "C0"), lw=2,
-                label=f"d* (1 - delta = {1 - float(ds.attrs.get('delta', 0.1)):.2f})")
-        _full_accuracy(ax, ds, split)
-        ax.set_xticks(np.arange(d.size))
-        ax.set_xticklabels([str(v) for v in d], rotation=45, fontsize=7)
-        ax.set_xlabel("training dimension d")
-        ax.set_ylabel(f"{split} accuracy level")
-        ax.set_title(_dof_label(method))
-        ax.set_ylim(levels.min(), levels.max())
-        ax.legend(fontsize=6, loc="lower right")
-    if mesh is not None:
-        fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.6, label="success probability P_s")
-    fig.suptitle(title or "Success probability of subspace training")
-    return fig
-
-
-def _edges(centers: np.ndarray) -> np.ndarray:
-    """Cell edges around sorted centers (for pcolormesh)."""
-    centers = np.asarray(centers, dtype=np.float64)
-    if centers.size == 1:
-        return np.array([centers[0] - 0.5, centers[0] + 0.5])
-    mid = (centers[1:] + centers[:-1]) / 2
-    return np.concatenate([[2 * centers[0] - mid[0]], mid, [2 * centers[-1] - mid[-1]]])
-
-
-def _dof_split_panels(ds: xr.Dataset, draw, xlabel: str, ylabel: str, title: str, legend_loc: str) -> plt.Figure:
-    """Train and test panels side by side: ``draw(ax, split, method, color)`` per method, the
-    full-space accuracy dashed, a log x axis, the legend on the train panel."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, split in zip(axes, ("train", "test")):
-        for method in map(str, ds["method"].values):
-            draw(ax, split, method, DOF_COLORS.get(method))
-        _full_accuracy(ax, ds, split)
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel.format(split=split))
-    axes[0].legend(fontsize=7, loc=legend_loc)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def dof_threshold(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """d*(accuracy level) of every method on one plot, train and test (seed 004 Fig. 3)."""
-
-    def draw(ax, split, method, color):
-        dstar = ds["threshold_dimension"].sel({"method": method, "split": split})
-        ok = np.isfinite(dstar.values)
-        ax.plot(dstar.values[ok], dstar["level"].values[ok], marker=".", ms=3, color=color,
-                label=_dof_label(method))
-        ax.set_xlim(ds["d"].values.min() / 1.5, ds["d"].values.max() * 1.5)
-        ax.set_title(f"{split} accuracy")
-
-    return _dof_split_panels(ds, draw, "threshold training dimension d*", "{split} accuracy level",
-                             title or "Threshold training dimension", "lower right")
-
-
-def dof_compression(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """Mean accuracy (min-max band over runs) vs compression ratio D/d (seed 004 Fig. 6)."""
-    x = ds["compression"].values
-
-    def draw(ax, split, method, color):
-        acc = ds[f"{split}_accuracy"].sel({"method": method})
-        ax.plot(x, acc.mean("run"), marker="o", ms=3, color=color, label=_dof_label(method))
-        ax.fill_between(x, acc.min("run"), acc.max("run"), color=color, alpha=0.2, lw=0)
-        ax.set_title(f"{split} accuracy after {ds.sizes['adam_step']} Adam steps")
-
-    return _dof_split_panels(ds, draw, "compression ratio D / d", "{split} accuracy",
-                             title or "Accuracy vs compression ratio", "lower left")
-
-
-def dof_start_step(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """d* against the start step t, one panel per sweep level (train accuracy): one line per
-    start-step method (burn_in, hessian_topd, mask_topd) with the min-max band of the per-run d*,
-    and random_affine (t = 0 by definition) as a horizontal reference."""
-    if "sweep_threshold_dimension" not in ds:
-        raise ValueError("the dof store has no start-step sweep (dof.sweep_levels)")
-    levels = ds["sweep_level"].values
-    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.6), squeeze=False, sharey=True,
-                             layout="constrained")
-    steps = ds["start_step"].values
-    for ax, level in zip(axes[0], levels):
-        dstar = ds["sweep_threshold_dimension"].sel(split="train", sweep_level=level)
-        runs = ds["sweep_run_threshold_dimension"].sel(split="train", sweep_level=level)
-        for method in map(str, ds["method"].values):
-            line, spread = dstar.sel({"method": method}).values, runs.sel({"method": method})
-            color, label = DOF_COLORS.get(method), _dof_label(method)
-            if method == "random_affine" and np.isfinite(line).any():
-                ax.axhline(np.nanmax(line), color=color, ls="--", lw=1, label=f"{label}: d*")
-            if method not in DOF_START_STEP_METHODS:  # the lottery methods' t is the rewind step
-                continue
-            ran = ds["sweep_ran"].sel({"method": method}).values
-            t = steps[ran]
-            ax.plot(t, line[ran], marker="o", ms=4, color=color, label=label)
-            ax.fill_between(t, spread.min("run").values[ran], spread.max("run").values[ran], color=color,
-                            alpha=0.15, lw=0)
-        ax.set_yscale("log")
-        ax.set_xscale("symlog", linthresh=max(1, int(steps[steps > 0].min()) if (steps > 0).any() else 1))
-        ax.set_xticks(steps, [str(int(t)) for t in steps])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xlabel("start step t (SGD steps before subspace training)")
-        ax.set_title(f"train accuracy >= {level:g}")
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("threshold dimension d* (lower = easier)")
-    axes[0, -1].legend(fontsize=7, loc="best")
-    delta = ds.attrs.get("delta", "")
-    fig.suptitle(title or "Threshold dimension against the start step")
-    fig.text(0.01, -0.02, f"line: d* (success probability >= 1 - delta, delta = {delta}); band: per-run d*, "
-             "min-max over runs; missing points: the level was not reached at any d; a point at the smallest d "
-             f"({int(ds['d'].values.min())}) is an upper bound (the offset w_t may already reach the level)",
-             fontsize=7)
-    return fig
-
-
-def quadratic_well(ds: xr.Dataset) -> plt.Figure:
-    """Seed 004 Fig. 5: per spectrum, the eigenvalues, the success probability over (d, eps) for
-    each R with simulated d* (solid) and the Eq. 3.4 bound (dashed), and all d* together."""
-    spectra, radii = list(ds["spectrum"].values), list(ds["radius"].values)
-    ncols = len(radii) + 2
-    fig, axes = plt.subplots(len(spectra), ncols, figsize=(3.4 * ncols, 3.2 * len(spectra)), squeeze=False,
-                             layout="constrained")
-    d, eps = ds["d"].values, ds["eps"].values
-    colors = sns.color_palette("viridis", len(radii))
-    dim = int(ds.attrs.get("D", ds.sizes["index"]))
-    mesh = None
-    for row, spectrum in enumerate(spectra):
-        ax = axes[row, 0]
-        ax.plot(np.arange(1, dim + 1), ds["eigenvalues"].sel(spectrum=spectrum), color="k")
-        ax.set_yscale("log")
-        ax.set_xlabel("index i")
-        ax.set_ylabel("eigenvalue lambda_i")
-        ax.set_title(f"{spectrum} spectrum")
-        summary = axes[row, -1]
-        for col, (radius, color) in enumerate(zip(radii, colors), start=1):
-            ax = axes[row, col]
-            prob = ds["success_probability"].sel(spectrum=spectrum, radius=radius)
-            mesh = ax.pcolormesh(_edges(d), _edges(np.log10(eps)), prob.values, cmap="Greys", vmin=0, vmax=1,
-                                 rasterized=True)  # 50 x D cells: an image inside the PDF
-            sim = ds["threshold_dimension"].sel(spectrum=spectrum, radius=radius).values
-            bound = ds["threshold_bound"].sel(spectrum=spectrum, radius=radius).values
-            for target in (ax, summary):
-                target.step(sim, np.log10(eps), where="mid", color=color, lw=2, label=f"simulated d*, R = {radius:g}")
-                target.plot(bound, np.log10(eps), color=color, lw=1.5, ls="--",
-                            label=f"bound (Eq. 3.4), R = {radius:g}")
-            ax.set_xlim(0, dim)
-            ax.set_title(f"R = {radius:g}")
-            ax.set_xlabel("training dimension d")
-            ax.set_ylabel("log10 eps")
-        summary.set_xlim(0, dim)
-        summary.set_ylim(np.log10(eps).min(), np.log10(eps).max())
-        summary.set_xlabel("threshold training dimension d*")
-        summary.set_ylabel("log10 eps")
-        summary.set_title("d*: simulated (solid), bound (dashed)")
-        summary.legend(fontsize=6, loc="upper right")
-    if mesh is not None:
-        fig.colorbar(mesh, ax=axes[:, 1:-1].ravel().tolist(), shrink=0.7, label="success probability P_s")
-    fig.suptitle("Quadratic well: random affine subspaces hitting the sublevel set S(eps)")
     return fig
