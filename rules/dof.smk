@@ -117,8 +117,9 @@ rule dof_figures:
     input:
         LAYOUT.path("dof", "{experiment}.zarr"),
     output:
-        **figure_outputs(DOF_FIGURES, "png", "dof", "{experiment}", category="Degrees of freedom",
-                         subcategory="{experiment}"),
+        **figure_outputs(
+            DOF_FIGURES, "png", "dof", "{experiment}", category="Degrees of freedom", subcategory="{experiment}"
+        ),
         **figure_outputs(DOF_FIGURES, "pdf", "dof", "{experiment}"),
     log:
         LAYOUT.log("dof_figures", "{experiment}"),

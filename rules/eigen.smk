@@ -79,13 +79,19 @@ use rule eigen_store as eigen_krylov_image with:
     output:
         temp(
             directory(
-                LAYOUT.eigen_part("{experiment}", "{method}", "{split}", "{step}", "image_pass={p}", "shard={shard}.zarr")
+                LAYOUT.eigen_part(
+                    "{experiment}", "{method}", "{split}", "{step}", "image_pass={p}", "shard={shard}.zarr"
+                )
             )
         ),
     log:
-        LAYOUT.log("eigen_krylov_image", "{experiment}", "{method}", "{split}", "step={step}", "pass={p}", "shard={shard}"),
+        LAYOUT.log(
+            "eigen_krylov_image", "{experiment}", "{method}", "{split}", "step={step}", "pass={p}", "shard={shard}"
+        ),
     benchmark:
-        LAYOUT.benchmark("eigen_krylov_image", "{experiment}", "{method}", "{split}", "step={step}", "pass={p}", "shard={shard}")
+        LAYOUT.benchmark(
+            "eigen_krylov_image", "{experiment}", "{method}", "{split}", "step={step}", "pass={p}", "shard={shard}"
+        )
     wildcard_constraints:
         method="block_krylov",
         split="train|test",

@@ -166,8 +166,11 @@ def synthetic_baselines(wildcards):
 def seigh_timings(wildcards):
     """SEIGH's phase timings of every (split, step) (the runtime figure), where SEIGH runs."""
     exp = experiment(wildcards)
-    return [LAYOUT.eigen_timings(wildcards.experiment, "seigh", split, step) for split, step in eigen_jobs(exp)
-            if step in method_steps(exp, "seigh")]
+    return [
+        LAYOUT.eigen_timings(wildcards.experiment, "seigh", split, step)
+        for split, step in eigen_jobs(exp)
+        if step in method_steps(exp, "seigh")
+    ]
 
 
 def seigh_timing_jobs(wildcards):

@@ -57,7 +57,8 @@ def figure_outputs(table, ext, *where, category=None, subcategory=None):
     for name, figure in table.items():
         path = LAYOUT.figure(*where, f"{name}.{ext}")
         if category is not None:
-            path = report(path, category=category, subcategory=subcategory or figure.label,
-                          caption=f"../report/{figure.caption}")
+            path = report(
+                path, category=category, subcategory=subcategory or figure.label, caption=f"../report/{figure.caption}"
+            )
         outputs[f"{name}_{ext}"] = path
     return outputs
