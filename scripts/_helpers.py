@@ -10,7 +10,8 @@ would give it, so that a failing job can be rerun in a debugger without Snakemak
 
 The first argument names the rule when a script serves several (the eigen rules); otherwise it is the
 script's own rule. Its inputs must exist (run the workflow up to them first); its outputs are
-written where the workflow writes them, and Snakemake's records of them are not touched.
+written where the workflow writes them, and Snakemake's records of them are not touched. The BLAS
+thread pools are limited to the job's threads, as Snakemake limits them, so the job computes the same bits.
 """
 
 from __future__ import annotations
@@ -39,10 +40,18 @@ def run(main: Callable[[Any], None], namespace: Mapping[str, Any], rules: Sequen
     from hessmask.progress import setup_logging
 
     snakemake = namespace.get("snakemake")
-    if snakemake is None:
-        snakemake = from_command_line(Path(namespace["__file__"]).stem, rules, sys.argv[1:])
+    if snakemake is not None:
+        setup_logging(snakemake.log)
+        main(snakemake)
+        return
+    from threadpoolctl import threadpool_limits
+
+    snakemake = from_command_line(Path(namespace["__file__"]).stem, rules, sys.argv[1:])
     setup_logging(snakemake.log)
-    main(snakemake)
+    # the job's threads, as Snakemake gives them to a job (OMP_NUM_THREADS and the like): the same
+    # BLAS reductions, so the same bits
+    with threadpool_limits(limits=snakemake.threads):
+        main(snakemake)
 
 
 def from_command_line(script: str, rules: Sequence[str], argv: Sequence[str]) -> Any:
@@ -73,12 +82,11 @@ def mock_snakemake(rule: str, wildcards: Mapping[str, str], configfiles: Sequenc
     Raises:
         SystemExit: naming the problem, for an unknown rule or wildcards the rule does not have.
     """
+    import snakemake.api  # first: it imports the rest of snakemake in an order that works
     from snakemake import dag as dag_module
     from snakemake import jobs as jobs_module
-    from snakemake.api import Workflow
-    from snakemake.io import Wildcards
-    from snakemake.logging import logger_manager
-    from snakemake.script import Snakemake
+    from snakemake.iocontainers import Snakemake
+    from snakemake.logging import LoggerManager, logger
     from snakemake.settings.types import (
         ConfigSettings,
         DAGSettings,
@@ -90,19 +98,16 @@ def mock_snakemake(rule: str, wildcards: Mapping[str, str], configfiles: Sequenc
 
     directory = Path(directory).resolve()
     configfiles = [Path(f).resolve() for f in configfiles]
-    logger_manager.setup_logfile = lambda *a, **k: None  # the job logs to its own file
-    logger_manager.setup(mode=0, handlers=[], settings=OutputSettings(quiet={"all"}))
+    logger_manager = LoggerManager(logger, OutputSettings())  # never set up: the job logs to its own file
     previous = Path.cwd()
     os.chdir(directory)
     try:
-        workflow = Workflow(config_settings=ConfigSettings(configfiles=configfiles),
+        workflow = snakemake.api.Workflow(config_settings=ConfigSettings(configfiles=configfiles),
                             resource_settings=ResourceSettings(), workflow_settings=WorkflowSettings(),
                             storage_settings=StorageSettings(),
                             dag_settings=DAGSettings(rerun_triggers=[]), logger_manager=logger_manager,
                             overwrite_workdir=directory)
-        workflow.include(REPO / "Snakefile", overwrite_default_target=True)
-        for path in configfiles:
-            workflow.configfile(path)
+        workflow.include(REPO / "Snakefile", overwrite_default_target=True)  # validates the config, as a run does
         try:
             found = workflow.get_rule(rule)
         except Exception:
@@ -114,7 +119,7 @@ def mock_snakemake(rule: str, wildcards: Mapping[str, str], configfiles: Sequenc
                              f"unknown {extra}")
         workflow.global_resources = {"_cores": 1, "_nodes": 1}
         dag = dag_module.DAG(workflow, rules=[found])
-        job = jobs_module.Job(found, dag, Wildcards(fromdict=dict(wildcards)))
+        job = jobs_module.Job(found, dag, dict(wildcards))
         for files in (job.input, job.output, job.log):
             for i, name in enumerate(files):
                 files[i] = str(directory / name)
