@@ -47,15 +47,18 @@ def test_writers_and_kernels_of_the_registry_resolve():
 
 
 def eigen_section(**blocks):
-    section = {**SHARED, "aposteriori_samples": 3, "steps": [0], "threads": 1,
-               "methods": {"exact": {"enabled": True, "steps": None, "k": None, "dtype": "float64"},
-                           "seigh": {"enabled": True, "steps": None, "outer": 20, "inner": None,
-                                     "kind": "sparse_sign", "seed": 5, "shards": 1},
-                           "block_krylov": {"enabled": False, "steps": None, "budget": None, "passes": 4,
-                                            "k": None, "shards": 1, "seed": 3}}}
+    """An experiment's ``eigen`` section as validation sees it before resolving: every method's block
+    at its schema defaults (so a newly registered method is in it too), with ``blocks`` on top."""
+    from hessmask.config import load_schema
+
+    schema = load_schema()["definitions"]["experiment"]["properties"]["eigen"]["properties"]["methods"]
+    defaults = {name: {key: prop.get("default") for key, prop in block["properties"].items()}
+                for name, block in schema["properties"].items()}
+    defaults["seigh"].update(outer=20, seed=5)
+    defaults["block_krylov"].update(passes=4, seed=3)
     for name, block in blocks.items():
-        section["methods"][name].update(block)
-    return section
+        defaults[name].update(block)
+    return {**SHARED, "aposteriori_samples": 3, "steps": [0], "threads": 1, "methods": defaults}
 
 
 def test_defaults_are_resolved_in_one_place():
