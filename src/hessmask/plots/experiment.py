@@ -366,7 +366,10 @@ def accuracy_vs_products(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
                        label=f"exact solve ({int(np.nanmax(exact))} products)")
         ax.set_xscale("log")
         ax.set_xlim(all_products.min() / 2, all_products.max() * 2)  # at least a decade: readable ticks
+        # labels at 1, 2, 5 x 10^n only: matplotlib's minor labels overlapped one another
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if ax is axes[1]:
             ax.set_yscale("log")
         ax.legend(fontsize=8)
