@@ -21,54 +21,52 @@ from hessmask.plots.common import (
 )
 
 
+def _metric_panels(ds: xr.Dataset, modality: str, lines: Sequence[tuple[str, dict]], x: str, palette: str,
+                   title: str, chance: bool = False, legend_from: int = 0) -> tuple[plt.Figure, list]:
+    """One panel per metric of the synthetic baselines: each of ``lines`` (label, selection) the
+    median over samples against ``x`` with its 5-95 % band; ``chance`` draws k/D on the overlap panel."""
+    style()
+    value = ds["value"].sel(modality=modality)
+    metrics = list(value["metric"].values)
+    fig, axes = panel_grid(len(metrics) + 1)
+    colors = sns.color_palette(palette, len(lines))
+    for ax, metric in zip(axes, metrics):
+        for color, (label, selection) in zip(colors, lines):
+            cell = value.sel(metric=metric).sel(selection).dropna(x, how="all")
+            band(ax, cell[x].values, cell, label, color)
+        if chance and metric == "overlap":
+            grid = np.geomspace(float(value["rho"].min()), 1.0, 50)
+            ax.plot(grid, grid, ls="--", color="0.3", lw=1, label="chance k/D")
+        ax.set_title(METRIC_LABELS.get(metric, metric))
+        ax.set_ylabel(metric_axis_label(metric))
+        ax.set_ylim(-0.03, 1.03)
+    legend_panel(axes[-1], axes[legend_from if legend_from >= 0 else len(metrics) - 1])
+    fig.suptitle(f"Random baselines vs {title}, {MODALITY_LABELS.get(modality, modality)}, "
+                 f"median and 5-95% band over {ds.sizes['sample']} pairs")
+    return fig, list(axes[: len(metrics)])
+
+
 def synthetic_vs_dim(ds: xr.Dataset, modality: str, rhos: Sequence[float]) -> plt.Figure:
     """Each metric against D (log2 axis) for fixed rho = k/D (seed 000, Figs. 2, 5-7).
 
     One panel per metric, median over the T samples with the 5-95 percentile band.
     """
-    style()
-    value = ds["value"].sel(modality=modality)
-    metrics = list(value["metric"].values)
-    fig, axes = panel_grid(len(metrics) + 1)
-    colors = sns.color_palette("colorblind", len(rhos))
-    for ax, metric in zip(axes, metrics):
-        for color, rho in zip(colors, rhos):
-            cell = value.sel(metric=metric).sel(rho=rho).dropna("D", how="all")
-            band(ax, cell["D"].values, cell, f"rho = {rho:g}", color)
+    lines = [(f"rho = {rho:g}", {"rho": rho}) for rho in rhos]
+    fig, axes = _metric_panels(ds, modality, lines, "D", "colorblind", "D")
+    for ax in axes:
         ax.set_xscale("log", base=2)
-        ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.set_xlabel("D (ambient dimension)")
-        ax.set_ylabel(metric_axis_label(metric))
-        ax.set_ylim(-0.03, 1.03)
-    legend_panel(axes[-1], axes[0])
-    fig.suptitle(f"Random baselines vs D, {MODALITY_LABELS.get(modality, modality)}, "
-                 f"median and 5-95% band over {ds.sizes['sample']} pairs")
     fig.tight_layout()
     return fig
 
 
 def synthetic_vs_rho(ds: xr.Dataset, modality: str, dims: Sequence[int]) -> plt.Figure:
     """Each metric against rho = k/D (log axis) for fixed D (seed 000, Figs. 3, 8)."""
-    style()
-    value = ds["value"].sel(modality=modality)
-    metrics = list(value["metric"].values)
-    fig, axes = panel_grid(len(metrics) + 1)
-    colors = sns.color_palette("viridis", len(dims))
-    for ax, metric in zip(axes, metrics):
-        for color, dim in zip(colors, dims):
-            cell = value.sel(metric=metric, D=dim).dropna("rho", how="all")
-            band(ax, cell["rho"].values, cell, f"D = {dim}", color)
-        if metric == "overlap":
-            grid = np.geomspace(float(value["rho"].min()), 1.0, 50)
-            ax.plot(grid, grid, ls="--", color="0.3", lw=1, label="chance k/D")
+    lines = [(f"D = {dim}", {"D": dim}) for dim in dims]
+    fig, axes = _metric_panels(ds, modality, lines, "rho", "viridis", "rho", chance=True, legend_from=-1)
+    for ax in axes:
         ax.set_xscale("log")
-        ax.set_title(METRIC_LABELS.get(metric, metric))
         ax.set_xlabel("rho = k / D")
-        ax.set_ylabel(metric_axis_label(metric))
-        ax.set_ylim(-0.03, 1.03)
-    legend_panel(axes[-1], axes[len(metrics) - 1])
-    fig.suptitle(f"Random baselines vs rho, {MODALITY_LABELS.get(modality, modality)}, "
-                 f"median and 5-95% band over {ds.sizes['sample']} pairs")
     fig.tight_layout()
     return fig
 
