@@ -29,7 +29,7 @@ report: install
 	$(BIN)/snakemake --report results/report.html
 
 verify: install
-	$(BIN)/python -m hessmask.store verify results
+	$(BIN)/python -m hessmask.store verify results data
 
 dry-run: install
 	$(BIN)/snakemake -n

@@ -33,6 +33,14 @@ include: "rules/figures.smk"
 include: "rules/dof.smk"
 
 
+onstart:
+    # a run (not a dry-run) stops before its first job where it could not write its outputs
+    for folder, key in ((config["results"], "results"), (config["data"]["dir"], "data.dir")):
+        problem = unwritable(folder, key)
+        if problem:
+            raise WorkflowError(problem)
+
+
 rule all:
     default_target: True
     input:

@@ -29,10 +29,13 @@ config.update(_validated)
 from hessmask.dof.methods import SUBSPACES  # noqa: E402
 from hessmask.eigen.methods import NAMES as EIGEN_METHODS  # noqa: E402
 from hessmask.figures import DOF_FIGURES, EXPERIMENT_FIGURES, SYNTHETIC_FIGURES  # noqa: E402
-from hessmask.paths import Layout  # noqa: E402
+from hessmask.paths import Layout, unwritable  # noqa: E402
 from hessmask.synthetic import grid_cells  # noqa: E402
 
 LAYOUT = Layout(config["results"], config["data"]["dir"])
+for _folder, _key in ((config["results"], "results"), (config["data"]["dir"], "data.dir")):
+    if unwritable(_folder, _key, writing=False):  # a file where a folder must be: even a dry-run fails
+        raise WorkflowError(unwritable(_folder, _key, writing=False))
 SYNTHETIC_CELLS = grid_cells(config["synthetic"]["grids"])
 EXPERIMENTS = {name: exp for name, exp in config["experiments"].items() if exp["enabled"]}
 DOF_EXPERIMENTS = {name: exp for name, exp in EXPERIMENTS.items() if exp["dof"]["enabled"]}

@@ -4,7 +4,8 @@
 rule prepare_dataset:
     """Download (if needed) and prepare one dataset as data/<dataset>.npz."""
     output:
-        LAYOUT.prepared("{dataset}"),
+        npz=LAYOUT.prepared("{dataset}"),
+        digest=LAYOUT.digest(LAYOUT.prepared("{dataset}")),
     log:
         LAYOUT.log("prepare_dataset", "{dataset}"),
     wildcard_constraints:

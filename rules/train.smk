@@ -9,6 +9,7 @@ rule train_segment:
         previous=previous_checkpoint,
     output:
         checkpoint=LAYOUT.checkpoint("{experiment}", "{step}"),
+        digest=LAYOUT.digest(LAYOUT.checkpoint("{experiment}", "{step}")),
         curve=directory(LAYOUT.segment("{experiment}", "{step}")),
     log:
         LAYOUT.log("train_segment", "{experiment}", "step={step}"),

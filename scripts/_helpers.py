@@ -37,11 +37,12 @@ def run(main: Callable[[Any], None], namespace: Mapping[str, Any], rules: Sequen
         rules: the rules the script serves, when more than its own name (the first argument of a
             command line then picks one).
     """
-    from hessmask.progress import setup_logging
+    from hessmask.progress import setup_logging, stop_with_workflow
 
     snakemake = namespace.get("snakemake")
     if snakemake is not None:
         setup_logging(snakemake.log)
+        stop_with_workflow()  # no orphan outlives a killed workflow to publish beside its rerun
         main(snakemake)
         return
     from threadpoolctl import threadpool_limits

@@ -3,6 +3,7 @@
 
 from _helpers import run
 from hessmask.jobs import experiment_data
+from hessmask.metrics import finite
 from hessmask.store import open_dataset, provenance, write_dataset
 
 
@@ -27,7 +28,8 @@ def main(sm) -> None:
     if "trajectory" in sm.input.keys():
         sources.trajectory = open_dataset(sm.input.trajectory)["components"].values
     if "eigen" in sm.input.keys():
-        sources.eigenvectors = open_dataset(sm.input.eigen)["eigenvectors"].values
+        sources.eigenvectors = finite(open_dataset(sm.input.eigen)["eigenvectors"].values, sm.input.eigen,
+                                      "eigenvectors")
     initialization = None
     if subspace in PER_RUN_INIT_SUBSPACES and dof["init"] == "per_run":
         initialization = run_initializer(dof, exp, train, data, step)

@@ -8,8 +8,8 @@ from hessmask.data import prepare_dataset
 
 def main(sm) -> None:
     data = {**sm.config["data"], **sm.params.data}
-    prepare_dataset(sm.wildcards.dataset, sm.output[0], data, seed=data["split_seed"])
-    logging.getLogger("hessmask").info("prepared %s", sm.output[0])
+    prepare_dataset(sm.wildcards.dataset, sm.output.npz, data, seed=data["split_seed"])  # and its digest
+    logging.getLogger("hessmask").info("prepared %s", sm.output.npz)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Config validation: defaults filled, unknown keys and wrong types named."""
 
+import copy
+
 import pytest
 import yaml
 
@@ -262,3 +264,46 @@ def test_eigen_defaults_are_resolved_once_into_the_config():
     assert specs["exact"].dtype == "float64" and specs["seigh"].dtype == "float32"  # the block overrides eigen.dtype
     assert "aposteriori_samples" not in specs["exact"].params()  # the exact solve does not read it: no rerun key
     assert validate_config(cfg) == cfg  # resolving again changes nothing
+
+
+@pytest.mark.parametrize(
+    "changes,key,text",
+    [
+        ({"train": {"lr": float("nan")}}, "experiments.big.train.lr", "nan is not a finite number"),
+        ({"train": {"lr": yaml.safe_load(".inf")}}, "experiments.big.train.lr", "inf is not a finite number"),
+        ({"dof": {"lr": float("inf")}}, "experiments.big.dof.lr", "inf is not a finite number"),
+        ({"train": {"seed": 2**63}}, "experiments.big.train.seed", "is outside [0, 2^62 - 1]"),
+        ({"eigen": {"methods": {**NO_EXACT, "seigh": {"outer": 16, "inner": 32, "seed": 2**62}}}},
+         "experiments.big.eigen.methods.seigh.seed", "is outside [0, 2^62 - 1]"),
+        ({"masks": {"rho": [0.01, 0.01]}}, "experiments.big.masks.rho", "non-unique"),
+    ],
+)
+def test_numbers_seeds_and_lists_are_checked(changes, key, text):
+    base = {"eigen": {"methods": copy.deepcopy(SKETCH_ONLY)}, "metrics": {"summary_rho": 0.000001},
+            "train": {"batch_size": 8}, "hessian": {"train_samples": 0, "test_samples": 2}, "synthetic_samples": 32}
+    with pytest.raises(ConfigError) as info:
+        validate_config(_experiment(**deep_update(base, changes)))
+    assert f"'{key}'" in str(info.value) and text in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["dof", "synthetic", "figures", "benchmarks", "logs"])
+def test_experiment_names_that_are_result_folders_are_refused(name):
+    config = _experiment(eigen={"methods": SKETCH_ONLY}, metrics={"summary_rho": 0.000001}, train={"batch_size": 8},
+                         hessian={"train_samples": 0, "test_samples": 2}, synthetic_samples=32)
+    config["experiments"] = {name: config["experiments"]["big"]}
+    with pytest.raises(ConfigError, match=f"'experiments.{name}': '{name}' names a folder of the results"):
+        validate_config(config)
+
+
+def test_an_empty_mirror_is_named_before_any_job(tmp_path):
+    """A dataset still to be downloaded needs its files in the mirror; a prepared one does not."""
+    mirror, data = tmp_path / "mirror", tmp_path / "data"
+    mirror.mkdir()
+    config = {"data": {"mirror": str(mirror), "dir": str(data)},
+              "experiments": {"full": {"model": "mlp", "dataset": "mnist", "record_steps": [0], "train": {"steps": 0}}}}
+    with pytest.raises(ConfigError, match=r"'data.mirror': .* lacks the files of mnist the run must download: "
+                                          r"train-images-idx3-ubyte.gz, train-labels"):
+        validate_config(config)
+    data.mkdir()
+    (data / "mnist.npz").write_bytes(b"prepared")
+    validate_config(config)  # prepared: the mirror is not needed

@@ -182,8 +182,10 @@ def test_class_balanced_indices():
 
 def test_corrupt_prepared_dataset_is_named(tmp_path):
     path = tmp_path / "mnist5k.npz"
-    np.savez(path, x_train=np.zeros((4, 1, 16, 16), np.float32), y_train=np.zeros(4, np.int64),
-             x_test=np.zeros((4, 1, 16, 16), np.float32), y_test=np.zeros(4, np.int64))
+    hd.save_prepared({"x_train": np.zeros((4, 1, 16, 16), np.float32), "y_train": np.zeros(4, np.int64),
+                      "x_test": np.zeros((4, 1, 16, 16), np.float32), "y_test": np.zeros(4, np.int64)}, path)
+    assert hd.load_prepared(path, "mnist5k").x_train.shape == (4, 1, 16, 16)
+    size = path.stat().st_size
     path.write_bytes(path.read_bytes()[:-40])  # truncated
-    with pytest.raises(hd.DataError, match=r"mnist5k.npz is corrupt .*delete it and rerun"):
+    with pytest.raises(hd.DataError, match=rf"mnist5k.npz is {size - 40} bytes, {size} when it was written.*rm -r"):
         hd.load_prepared(path, "mnist5k")

@@ -126,14 +126,32 @@ def test_missing_shard_is_refused(tmp_path):
 
 
 def test_truncated_or_corrupt_shard_is_named(tmp_path):
+    """A deleted chunk (which zarr would read as NaN) and a flipped byte are both refused before the
+    solve computes: the store's manifest lists every chunk, its content digest every byte."""
     paths = measure(tmp_path)
     chunk = paths[0] / "outer" / "c" / "1" / "0"
     saved = chunk.read_bytes()
-    chunk.unlink()  # a chunk that was never written reads as NaN
-    expect_refusal(tmp_path, paths, r"shard=0.zarr has missing or non-finite outer-sketch rows in \[64, 128\)")
+    chunk.unlink()
+    expect_refusal(tmp_path, paths, r"shard=0.zarr has files that differ from its manifest "
+                                    r"\(missing \['outer/c/1/0'\]\)")
     corrupt = bytearray(saved)
     corrupt[len(corrupt) // 2] ^= 0xFF
-    chunk.write_bytes(bytes(corrupt))  # a flipped byte fails the chunk's checksum
+    chunk.write_bytes(bytes(corrupt))
+    expect_refusal(tmp_path, paths, r"shard=0.zarr: the content of a chunk differs from the one written")
+
+
+def test_reads_of_large_stores_check_chunks_as_they_read_them(tmp_path, monkeypatch):
+    """Above digests.FULL_CHECK_BYTES only the manifest is checked when a store is opened (a
+    listing, whatever the size); a flipped byte is then caught by the chunk's own checksum, and a
+    chunk overwritten with NaN of the same size by the read's finiteness check, naming the store."""
+    from hessmask import digests
+
+    monkeypatch.setattr(digests, "FULL_CHECK_BYTES", 0)
+    paths = measure(tmp_path)
+    chunk = paths[0] / "outer" / "c" / "1" / "0"
+    corrupt = bytearray(chunk.read_bytes())
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(corrupt))
     expect_refusal(tmp_path, paths, r"shard=0.zarr: rows \[64, 128\) of the outer sketch cannot be read")
 
 
@@ -265,16 +283,18 @@ def test_block_krylov_refuses_foreign_and_truncated_pass_stores(tmp_path):
         krylov_store.solve_store(operator(), other, bases, images, seed=1, path=tmp_path / "x.zarr", attrs={})
     import zarr
 
+    from hessmask.digests import CorruptFile
+
     image = zarr.open_array(str(images[1][0] / "image"), mode="r+")
-    image[:10] = np.nan  # a chunk lost
-    with pytest.raises(E.SolverError, match="missing or non-finite"):
+    image[:10] = np.nan  # a chunk rewritten: another size than the manifest's
+    with pytest.raises(CorruptFile, match=r"image_pass=1/shard=0.zarr: image/c/0/0 is \d+ bytes, \d+ when written"):
         krylov_store.solve_store(operator(), KRYLOV, bases, images, seed=1, path=tmp_path / "y.zarr", attrs={})
     assert not (tmp_path / "y.zarr").exists()
     chunk = bases[0] / "basis" / "c" / "0" / "0"
     corrupt = bytearray(chunk.read_bytes())
     corrupt[len(corrupt) // 2] ^= 0xFF
-    chunk.write_bytes(bytes(corrupt))  # a flipped byte fails the chunk's checksum: named, not a raw zarr error
-    with pytest.raises(E.SolverError, match=r"basis_pass=0.zarr: rows \[0, 64\) of the basis cannot be read"):
+    chunk.write_bytes(bytes(corrupt))  # a flipped byte: the content digest, before anything is computed
+    with pytest.raises(CorruptFile, match=r"basis_pass=0.zarr: the content of a chunk differs"):
         krylov_store.basis_store(KRYLOV, D, 0, bases[:1], images[0], tmp_path / "z.zarr", {})
 
 

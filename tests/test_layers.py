@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: every module of the library, by layer (0: leaves; each layer may import itself and those below)
 LAYERS = {
     0: ["hessmask", "hessmask.progress", "hessmask.rows", "hessmask.seeds", "hessmask.dims", "hessmask.paths",
-        "hessmask.figures", "hessmask.grassmann"],
+        "hessmask.figures", "hessmask.grassmann", "hessmask.digests", "hessmask.atomic"],
     # the eigen and dof packages' __init__ are lazy namespaces (they import nothing until a name is read),
     # so their registries import without the kernels and the training code
     1: ["hessmask.masks", "hessmask.synthetic", "hessmask.eigen", "hessmask.eigen.methods", "hessmask.dof",

@@ -60,7 +60,7 @@ def test_verify_names_a_corrupt_store(tmp_path, damage, capsys):
     assert list(problems) == [str(tmp_path / "results" / "bad.zarr")]
     assert main(["verify", str(tmp_path / "results")]) == 1
     out = capsys.readouterr().out
-    assert "CORRUPT" in out and "bad.zarr" in out and "1 of 2 stores" in out
+    assert "DAMAGED" in out and "bad.zarr" in out and "1 of 2 stores and files" in out
 
 
 def test_scratch_folder_is_skipped_cleaned_and_survives_the_result_write(tmp_path):
@@ -117,3 +117,16 @@ def test_stores_name_only_the_dimensions_of_the_table(tmp_path):
     assert open_dataset(path)["rho"].attrs == {"long_name": dims.DIMENSIONS["rho"].long_name, "units": "1"}
     readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
     assert dims.table_markdown() in readme
+
+
+def test_unwritable_folders_are_named(tmp_path, monkeypatch):
+    import os
+
+    from hessmask.paths import unwritable
+
+    assert unwritable(tmp_path / "results" / "deeper", "results") is None
+    (tmp_path / "file").write_text("")
+    assert "is not a folder" in unwritable(tmp_path / "file" / "results", "results")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert "cannot be written" in unwritable(tmp_path / "results", "results") and "'results'" in unwritable(
+        tmp_path / "results", "results")

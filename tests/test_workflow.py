@@ -398,3 +398,82 @@ def test_a_script_runs_one_job_outside_snakemake(synthetic_run, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "step_metrics.py"), "experiment=ci_mlp",
                            "split=test", "--configfile", CI, "--directory", str(work)], capture_output=True, text=True)
     assert proc.returncode != 0 and "missing ['step']" in proc.stderr
+
+
+def test_a_damaged_store_stops_the_job_that_reads_it(synthetic_run, tmp_path):
+    """A deleted chunk of an eigen store (which zarr alone reads back as NaN) stops the per-step
+    metrics job that reads it, naming the store and how to rebuild it, instead of writing NaN
+    metrics that look complete; the rebuild it names restores the run."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(synthetic_run, work, symlinks=True)
+    store = work / "results" / "ci_mlp" / "eigen" / "seigh" / "train" / "step=3.zarr"
+    (store / "eigenvalues" / "c" / "0").unlink()
+    changed = overlay(tmp_path, "experiments:\n  ci_mlp:\n    metrics: {random_masks: 4}\n")
+    proc = snakemake(work, "--cores", "2", "--configfile", CI, changed, "--until", "step_metrics", check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "has files that differ from its manifest (missing ['eigenvalues/c/0'])" in text and "rm -r" in text
+    assert not (work / "results" / "ci_mlp" / "metrics" / "train" / "step=3.zarr").exists()  # no NaN metrics
+    shutil.rmtree(store)
+    snakemake(work, "--cores", "2", "--configfile", CI, "--", str(store.relative_to(work)))
+    assert np.array_equal(open_dataset(store)["eigenvalues"].values,
+                          open_dataset(synthetic_run / store.relative_to(work))["eigenvalues"].values)
+
+
+def test_an_unwritable_results_folder_stops_before_any_job(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    proc = snakemake(tmp_path, "--cores", "1", "--configfile", CI, "--config", f"results={tmp_path / 'file' / 'r'}",
+                     check=False)
+    assert proc.returncode != 0 and "config key 'results'" in proc.stdout + proc.stderr
+    assert "is not a folder" in proc.stdout + proc.stderr
+
+
+def test_jobs_end_with_a_killed_workflow(synthetic_run, tmp_path):
+    """SIGKILL of Snakemake alone (not its process group) while jobs run: the orphaned jobs stop
+    within seconds instead of publishing their outputs later, and a rerun finishes the run."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    work = tmp_path / "work"
+    shutil.copytree(synthetic_run, work, symlinks=True)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "--cores", "2",
+           "--configfile", CI, "--forcerun", "eigen_store", "--until", "eigen_store"]
+    log = work / "first.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT)
+
+    def jobs():
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and str(work / ".snakemake" / "scripts") in (entry / "cmdline").read_text():
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    found += [int(entry.name)] if state != "Z" else []
+            except OSError:
+                continue
+        return found
+
+    deadline = time.time() + 300
+    while time.time() < deadline and not jobs():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and jobs():
+        time.sleep(0.2)
+    left = jobs()
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "orphaned jobs kept running after their workflow was killed"
+    snakemake(work, "--unlock", "--configfile", CI)
+    snakemake(work, "--cores", "2", "--configfile", CI, "--rerun-incomplete")
+    assert dry_run_jobs(work, "--configfile", CI) == {}

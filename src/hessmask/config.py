@@ -160,6 +160,7 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
     reject_moved_keys(config)
     schema = load_schema() if schema is None else schema
     filled = coerce_numbers(copy.deepcopy(dict(config)), schema)
+    check_numbers(filled)
     errors = sorted(_Validator(schema).iter_errors(filled), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
@@ -176,6 +177,34 @@ def validate_config(config: Mapping[str, Any], schema: Mapping | None = None) ->
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     check_semantics(filled)
     return filled
+
+
+#: the largest seed a config may set: the derived seeds (seed + step, 2 seed + 2, seed + 0xA905)
+#: stay below 2^63, the range of torch's generators (numpy's take any integer)
+SEED_MAX = 2**62 - 1
+#: folders of the results that are not an experiment's: an experiment of one of these names would
+#: write into them
+RESERVED_EXPERIMENT_NAMES = ("dof", "synthetic", "figures", "benchmarks", "logs")
+
+
+def check_numbers(node: Any, path: tuple = ()) -> None:
+    """Every number of the config is finite (YAML reads ``.nan`` and ``.inf`` as numbers, and the
+    schema's number type accepts them), and every seed is within the generators' range."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            check_numbers(value, path + (key,))
+        return
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            check_numbers(value, path + (i,))
+        return
+    if isinstance(node, float) and not np.isfinite(node):
+        raise ConfigError(f"config key '{key_path(path)}': {node} is not a finite number")
+    name = next((p for p in reversed(path) if isinstance(p, str)), "")
+    if (name == "seed" or name.endswith("_seed")) and isinstance(node, int) and not isinstance(node, bool) \
+            and not 0 <= node <= SEED_MAX:
+        raise ConfigError(f"config key '{key_path(path)}': seed {node} is outside [0, 2^62 - 1] (seeds derived from it "
+                          "must stay within the range of torch's generators)")
 
 
 #: Datasets each model can read at its input shape ("synthetic" fits every model).
@@ -249,6 +278,9 @@ def check_semantics(config: Mapping[str, Any]) -> None:
         if len(set(grid["rho"])) != len(grid["rho"]):
             raise ConfigError(f"config key 'synthetic.grids[{i}].rho': duplicate values {grid['rho']}")
     for name, exp in config.get("experiments", {}).items():
+        if name in RESERVED_EXPERIMENT_NAMES:
+            raise ConfigError(f"config key 'experiments.{name}': {name!r} names a folder of the results that is not "
+                              f"an experiment's (reserved: {', '.join(RESERVED_EXPERIMENT_NAMES)}); rename it")
         check_experiment(name, exp)
         resolve_eigen(exp)
         if exp["dof"]["enabled"]:
@@ -333,6 +365,24 @@ def check_data(name: str, exp: Mapping[str, Any], data: Mapping[str, Any]) -> No
     if mirror and "://" not in str(mirror) and not Path(mirror).is_dir():
         raise ConfigError(f"config key 'data.mirror': {mirror} is not a folder (a local mirror holds the original "
                           "files under their original names; an http(s) URL is also accepted)")
+    if mirror and "://" not in str(mirror):
+        check_mirror(Path(mirror), dataset, data)
+
+
+def check_mirror(mirror: Path, dataset: str, data: Mapping[str, Any]) -> None:
+    """A local mirror holds the source files of a dataset the run still has to download (neither
+    prepared nor downloaded under ``data.dir``), named before any job rather than by its download."""
+    from urllib.parse import urlparse
+
+    folder = Path(data.get("dir", "data"))
+    sources = (data.get("sources") or {}).get(dataset)
+    if not sources or (folder / f"{dataset}.npz").exists():
+        return
+    names = [Path(urlparse(s["url"]).path).name for s in sources]
+    missing = [n for n in names if not (mirror / n).is_file() and not (folder / "raw" / dataset / n).is_file()]
+    if missing:
+        raise ConfigError(f"config key 'data.mirror': {mirror} lacks the files of {dataset} the run must download: "
+                          f"{', '.join(missing)} (a mirror holds them under their original names)")
 
 
 def check_imagenet_root(root: Any) -> None:

@@ -31,6 +31,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hessmask.atomic import remove_stale, temporary_name
+from hessmask.digests import CorruptFile, check_file, write_file_digest
+
 log = logging.getLogger(__name__)
 
 #: name -> (channels, height, width, classes) of the prepared inputs.
@@ -237,13 +240,16 @@ def prepare_mnist(files: Mapping[str, Path]) -> dict[str, np.ndarray]:
 
 
 def save_prepared(arrays: Mapping[str, np.ndarray], path: Path | str) -> Path:
-    """Write prepared arrays to ``path`` (npz) atomically."""
+    """Write prepared arrays to ``path`` (npz) atomically, with its digest in ``<path>.sha256``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}-{uuid.uuid4().hex[:8]}.npz")
+    remove_stale(path)
+    tmp = temporary_name(path)
     try:
-        np.savez(tmp, **arrays)
+        with open(tmp, "wb") as fh:  # an open file: np.savez would append .npz to the temporary's name
+            np.savez(fh, **arrays)
         os.replace(tmp, path)
+        write_file_digest(path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -280,6 +286,10 @@ def load_prepared(path: Path | str, name: str) -> Splits:
     path = Path(path)
     if not path.exists():
         raise DataError(f"prepared dataset {path} is missing; run the rule prepare_dataset for {name!r}")
+    try:
+        check_file(path, "prepared dataset")
+    except CorruptFile as err:
+        raise DataError(str(err)) from None
     try:
         with np.load(path) as npz:
             arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}

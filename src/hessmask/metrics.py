@@ -24,6 +24,22 @@ from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnit
 from hessmask.rows import row_chunks
 
 
+def source_of(store: xr.Dataset) -> str:
+    """The path a store was opened from (for messages)."""
+    return str(store.encoding.get("source", "an eigen store"))
+
+
+def finite(values: Any, source: str, what: str) -> np.ndarray:
+    """``values`` read from the eigen store at ``source``, refused where any is not finite (a store
+    written from a diverged run, or damaged), naming the store."""
+    values = np.asarray(values)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{source}: its {what} hold {int(np.sum(~np.isfinite(values)))} non-finite values; the "
+                         f"store is damaged or was written from diverged products: delete it and rerun its solve "
+                         f"(rm -r '{source}' && snakemake)")
+    return values
+
+
 def nested_overlap(order: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """overlap(m_k, U_k) for k = 1..K, where m_k = the first k entries of ``order``.
 
@@ -39,7 +55,8 @@ def nested_overlap(order: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return cumulative[ks - 1, ks - 1] / ks
 
 
-def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
+def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int, source: str = "an eigen store"
+                ) -> list[np.ndarray]:
     """For each index order, the rows ``order[:k]`` of the first k eigenvectors (k x k each, float64).
 
     One read of the union of the wanted rows (a zarr orthogonal selection reads only the chunks
@@ -47,6 +64,7 @@ def gather_rows(vectors: xr.DataArray, orders: Sequence[np.ndarray], k: int) -> 
     """
     wanted = np.unique(np.concatenate([np.asarray(o[:k]) for o in orders]))
     block = np.asarray(vectors.isel(param=wanted, eigenpair=slice(0, k)).values, dtype=np.float64)
+    finite(block, source, "eigenvectors")
     return [block[np.searchsorted(wanted, o[:k])] for o in orders]
 
 
@@ -83,10 +101,10 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
     random_orders = [pool[rng.choice(pool.size, size=k_all, replace=False)] for _ in range(random_masks)]
     for m, name in enumerate(methods):
         store = eigen_stores[name]
-        values = store["eigenvalues"].values
+        values = finite(store["eigenvalues"].values, source_of(store), "eigenvalues")
         k = values.size
         eigenvalues[m, :k] = values
-        rows = gather_rows(store["eigenvectors"], [order] + random_orders, k)
+        rows = gather_rows(store["eigenvectors"], [order] + random_orders, k, source_of(store))
         overlap[m, :k] = nested_overlap(order, rows[0])
         baseline = np.stack([nested_overlap(order, r) for order, r in zip(random_orders, rows[1:])])
         random_mean[m, :k] = baseline.mean(axis=0)
@@ -181,7 +199,8 @@ def subspace_grams(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]
     used = sorted({i for pair in pairs for i in pair})
     grams = {pair: np.zeros((k, k)) for pair in pairs}
     for lo, hi in row_chunks(dim, row_chunk):
-        blocks = {i: np.asarray(stores[i]["eigenvectors"][lo:hi, :k].values, dtype=np.float64) for i in used}
+        blocks = {i: finite(np.asarray(stores[i]["eigenvectors"][lo:hi, :k].values, dtype=np.float64),
+                            source_of(stores[i]), f"eigenvectors (rows {lo} to {hi})") for i in used}
         for a, b in pairs:
             grams[(a, b)] += blocks[a].T @ blocks[b]
     return grams

@@ -6,6 +6,7 @@ patterns, and a script or a test passes values and gets the path of one file. to
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ class Layout:
     def checkpoint(self, experiment: object, step: object) -> str:
         """The checkpoint of an experiment at a step."""
         return self.path(experiment, "checkpoints", f"step={step}.pt")
+
+    @staticmethod
+    def digest(path: str) -> str:
+        """The digest sidecar of a checkpoint or prepared dataset (``hessmask.digests.sidecar``)."""
+        return f"{path}.sha256"
 
     def segment(self, experiment: object, step: object) -> str:
         """The training segment store ending at a step (batch losses, evaluation, theta)."""
@@ -88,3 +94,20 @@ class Layout:
     def figure(self, *parts: object) -> str:
         """A figure file under ``figures/``."""
         return self.path("figures", *parts)
+
+
+def unwritable(folder: str | Path, key: str, writing: bool = True) -> str | None:
+    """Why the workflow could not write under ``folder`` (config key ``key``), or None: checked when
+    the workflow is read (a part of the path that is a file, which fails even a dry-run) and, with
+    ``writing``, when a run starts (a read-only folder), so that either is named instead of failing
+    inside Snakemake or the first job with a traceback."""
+    folder = Path(folder).resolve()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"config key '{key}': {folder} is not a folder ({existing} is a file)"
+    if writing and not os.access(existing, os.W_OK | os.X_OK):
+        return (f"config key '{key}': {folder} cannot be written ({existing} is read-only for this user): point "
+                f"'{key}' at a writable folder, or make it writable")
+    return None

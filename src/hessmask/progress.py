@@ -1,17 +1,24 @@
-"""Progress and logging of long work, the leaf every layer may import.
+"""Progress, logging and the lifetime of a job: the leaf every layer may import.
 
 A job logs INFO and above to its log file and to stderr (``setup_logging``), and long loops show
 their progress as log lines with count, rate and ETA at a fixed cadence (``Progress``, ``track``):
-SLURM jobs have no terminal, so a tqdm bar alone would leave their logs silent.
+SLURM jobs have no terminal, so a tqdm bar alone would leave their logs silent. A job stopped by a
+signal says so in its log, and a job whose workflow was killed stops too (``stop_with_workflow``)
+instead of publishing its outputs later beside a rerun's.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
+
+from hessmask.atomic import running
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -28,11 +35,67 @@ def setup_logging(log_files: Sequence[str] | str | None, name: str = "hessmask")
     logger = logging.getLogger(name)
 
     def log_uncaught(kind, value, traceback) -> None:
+        if issubclass(kind, KeyboardInterrupt):  # a user's stop is no failure to debug: no traceback
+            logger.error("job stopped by the user (SIGINT); its outputs were not written")
+            return
         # the job's log (what --show-failed-logs prints) gets the traceback, not only stderr
         logger.critical("job failed", exc_info=(kind, value, traceback))
 
+    def stopped(signum, _frame) -> None:
+        logger.error("job stopped by %s (the workflow was stopped, or the scheduler ended the job); its outputs "
+                     "were not written", signal.Signals(signum).name)
+        raise SystemExit(128 + signum)  # unwinds through the writers, which remove their temporaries
+
     sys.excepthook = log_uncaught
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stopped)
     return logger
+
+
+def workflow_process(pid: int | None = None) -> int | None:
+    """The id of the nearest ancestor process that is Snakemake (the workflow that started this job),
+    from /proc; None where there is none or no /proc."""
+    pid = os.getppid() if pid is None else pid
+    for _ in range(32):
+        if pid <= 1:
+            return None
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # the snakemake executable, or python -m snakemake (not the shell running a job's
+        # .snakemake/scripts/... file, whose command only mentions the word)
+        if any(Path(arg).name == "snakemake" for arg in args) or any(
+                a == "-m" and b == "snakemake" for a, b in zip(args, args[1:])):
+            return pid
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's id
+    return None
+
+
+def stop_with_workflow(every: float = 2.0, workflow: int | None = None) -> threading.Thread | None:
+    """End this job when the Snakemake process that started it has ended (killed with SIGKILL, a
+    lost terminal): it would otherwise run on as an orphan and publish its outputs after a rerun had
+    started writing them. A daemon thread checks every ``every`` seconds and exits the process
+    without publishing (a temporary it leaves is removed by the next writer of that output).
+    Returns the thread, or None where no workflow ancestor is found (a job run by hand)."""
+    workflow = workflow_process() if workflow is None else workflow
+    if workflow is None:
+        return None
+    logger = logging.getLogger("hessmask")
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if not running(workflow):
+                logger.error("the Snakemake process %d that started this job has ended: this job stops without "
+                             "writing its outputs (rerun the workflow with --rerun-incomplete)", workflow)
+                logging.shutdown()
+                os._exit(75)
+
+    thread = threading.Thread(target=watch, name="stop-with-workflow", daemon=True)
+    thread.start()
+    return thread
 
 
 class Progress:

@@ -8,12 +8,10 @@ finished. Provenance (package version, git commit, the config that produced it) 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import subprocess
-import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +24,16 @@ from zarr.codecs import ZstdCodec
 
 from hessmask import __version__
 from hessmask import dims as dims_table
+from hessmask.atomic import remove_stale, temporary_name
+from hessmask.digests import (  # noqa: F401 (content_digest and CorruptFile re-exported)
+    DIGEST_ATTRIBUTE,
+    CorruptFile,
+    check_file,
+    check_store,
+    content_digest,
+    sidecar,
+    write_manifest,
+)
 
 #: every array is zstd-compressed with a checksum per chunk: a corrupt chunk fails to read
 COMPRESSORS = (ZstdCodec(level=3, checksum=True),)
@@ -54,11 +62,11 @@ def provenance(config: Mapping[str, Any] | None = None, **extra: Any) -> dict[st
 
 
 def _temporary(path: Path) -> Path:
-    """A fresh sibling temporary folder for ``path``; leftovers of killed writers are removed."""
+    """A fresh sibling temporary folder name for ``path`` (``hessmask.atomic``); the leftovers of
+    writers of ``path`` that no longer run are removed first, a live writer's never."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    remove_stale(path)
+    return temporary_name(path)
 
 
 @contextmanager
@@ -84,31 +92,14 @@ def _with_checksums(ds: xr.Dataset, encoding: Mapping | None) -> dict:
     return out
 
 
-#: files of a store that its content digest leaves out: the root metadata (which holds the
-#: digest itself) and Snakemake's marker of directory outputs
-DIGEST_EXCLUDED = ("zarr.json", ".snakemake_timestamp")
-
-
-def content_digest(path: Path | str) -> str:
-    """sha256 over the relative path and bytes of every file of a store but ``DIGEST_EXCLUDED``:
-    array metadata and every chunk, so a changed, truncated or deleted chunk changes it."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        relative = file.relative_to(path).as_posix()
-        if relative in DIGEST_EXCLUDED:
-            continue
-        digest.update(relative.encode() + b"\0" + file.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def _publish(tmp: Path, path: Path) -> None:
     """Consolidate the metadata of the finished store at ``tmp``, record its content digest in the
-    root attrs (``content_digest``) and rename it to ``path``."""
+    root attrs (``content_digest``) and its manifest (``hessmask.digests``), and rename it to ``path``."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
         zarr.consolidate_metadata(str(tmp))
-        zarr.open_group(str(tmp), mode="r+").attrs["content_digest"] = content_digest(tmp)
+        zarr.open_group(str(tmp), mode="r+").attrs[DIGEST_ATTRIBUTE] = content_digest(tmp)
+    write_manifest(tmp)
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
@@ -198,11 +189,21 @@ class StoreWriter:
                 shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def open_dataset(path: Path | str, load: bool = True) -> xr.Dataset:
-    """Open a store written by ``write_dataset``; loads it into memory unless ``load`` is False."""
+def open_dataset(path: Path | str, load: bool = True, check: bool = True) -> xr.Dataset:
+    """Open a store written by ``write_dataset`` or ``StoreWriter``, after checking it against its
+    manifest (and its content digest where it is small: ``hessmask.digests.check_store``); loads it
+    into memory unless ``load`` is False.
+
+    Raises:
+        FileNotFoundError: if there is no store at ``path``.
+        CorruptFile: if a file of the store is missing, resized or altered (naming the store and how
+            to rebuild it).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no zarr store at {path}; run the workflow rule that produces it")
+    if check:
+        check_store(path)
     with warnings.catch_warnings():
         # Snakemake marks directory outputs with a .snakemake_timestamp file zarr does not know
         warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
@@ -216,45 +217,76 @@ def config_of(ds: xr.Dataset) -> dict:
     return json.loads(ds.attrs["config"])
 
 
-def verify(root: Path | str) -> dict[str, str]:
-    """Recheck every zarr store under ``root``: its content digest against the one recorded when
-    it was written, and every chunk read through its checksum. Returns {store: problem} for the
-    corrupt ones (empty when all are intact)."""
-    root = Path(root)
+#: the files with a digest sidecar that ``verify`` checks: checkpoints and prepared datasets
+DIGESTED_SUFFIXES = (".pt", ".npz")
+
+
+def outputs_under(root: Path) -> tuple[list[Path], list[Path]]:
+    """(the zarr stores, the files with digest sidecars) under ``root``, leaving out temporaries
+    (hidden folders of running or killed writers) and stores inside stores."""
+    def visible(path: Path) -> bool:
+        return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+    stores = sorted(p for p in root.rglob("*.zarr") if p.is_dir() and visible(p)
+                    and not any(q.suffix == ".zarr" for q in p.parents))
+    files = sorted(p for p in root.rglob("*") if p.suffix in DIGESTED_SUFFIXES and p.is_file() and visible(p))
+    return stores, files
+
+
+def verify(*roots: Path | str) -> dict[str, str]:
+    """Recheck everything the workflow wrote under ``roots`` (the results folder, the data folder):
+    every zarr store against its manifest and its full content digest, every chunk through its
+    checksum, and every checkpoint and prepared dataset against its digest sidecar. Returns
+    {path: problem} for the damaged ones (empty when all are intact)."""
     problems: dict[str, str] = {}
-    stores = sorted(p for p in root.rglob("*.zarr") if p.is_dir() and not any(q.suffix == ".zarr" for q in p.parents))
-    for store in stores:
-        if any(part.startswith(".") for part in store.relative_to(root).parts):
-            continue  # a temporary of a running or killed writer (or inside one)
-        try:
-            group = zarr.open_group(str(store), mode="r")
-            recorded = group.attrs.get("content_digest")
-            if recorded is None:
-                problems[str(store)] = "no content digest recorded (written by an older version?)"
-                continue
-            if content_digest(store) != recorded:
-                problems[str(store)] = "content digest differs from the one recorded when it was written"
-                continue
-            for _, array in group.arrays():
-                array[...]  # every chunk through its checksum
-        except Exception as err:  # unreadable metadata, a failing checksum
-            problems[str(store)] = f"{type(err).__name__}: {err}"
+    for root in map(Path, roots):
+        if not root.exists():
+            continue
+        stores, files = outputs_under(root)
+        for store in stores:
+            try:
+                check_store(store, full=True)
+                for _, array in zarr.open_group(str(store), mode="r").arrays():
+                    array[...]  # every chunk through its checksum
+            except Exception as err:  # a damaged file, unreadable metadata, a failing checksum
+                problems[str(store)] = f"{type(err).__name__}: {err}"
+        for file in files:
+            try:
+                check_file(file)
+            except Exception as err:
+                problems[str(file)] = f"{type(err).__name__}: {err}"
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hessmask.store verify [RESULTS]``: name every corrupt store (exit 1 if any)."""
+    """``python -m hessmask.store verify [ROOT ...] [--delete]``: name every damaged store, checkpoint
+    and prepared dataset under the roots (default: results and data; exit 1 if any); with
+    ``--delete`` remove them, so that the next ``snakemake`` run rebuilds exactly those."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m hessmask.store", description=main.__doc__)
     parser.add_argument("command", choices=["verify"])
-    parser.add_argument("root", nargs="?", default="results")
+    parser.add_argument("roots", nargs="*", default=["results", "data"])
+    parser.add_argument("--delete", action="store_true", help="remove the damaged files (the workflow rebuilds them)")
     args = parser.parse_args(argv)
-    problems = verify(args.root)
-    count = sum(1 for p in Path(args.root).rglob("*.zarr") if not any(q.suffix == ".zarr" for q in p.parents))
-    for store, problem in problems.items():
-        print(f"CORRUPT {store}: {problem}")
-    print(f"{count - len(problems)} of {count} stores under {args.root} intact")
+    problems = verify(*args.roots)
+    count = 0
+    for root in map(Path, args.roots):
+        if root.exists():
+            stores, files = outputs_under(root)
+            count += len(stores) + len(files)
+    for path, problem in problems.items():
+        print(f"DAMAGED {path}: {problem}")
+    print(f"{count - len(problems)} of {count} stores and files under {', '.join(args.roots)} intact")
+    if problems and args.delete:
+        for path in map(Path, problems):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            sidecar(path).unlink(missing_ok=True)
+            print(f"removed {path}")
+        print("rebuild them: snakemake (with the same --configfile as the run)")
+    elif problems:
+        print("rebuild them: python -m hessmask.store verify --delete " + " ".join(args.roots) + " && snakemake "
+              "(or delete each named path and rerun the workflow)")
     return 1 if problems else 0
 
 

@@ -14,7 +14,6 @@ import functools
 import logging
 import math
 import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
@@ -24,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hessmask.atomic import remove_stale, temporary_name
 from hessmask.config import segment_bounds  # noqa: F401 (re-exported)
+from hessmask.digests import check_file, write_file_digest
 from hessmask.models import build_model
 from hessmask.progress import track
 from hessmask.seeds import step_seed
@@ -153,22 +154,32 @@ class Checkpoint:
     num_classes: int
 
     def save(self, path: Path | str) -> Path:
-        """Atomic ``torch.save``: written to a temporary name, then renamed."""
+        """Atomic ``torch.save``: written to a temporary name, its digest recorded in the sidecar
+        ``<path>.sha256`` (``hessmask.digests``), then renamed into place."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        remove_stale(path)
+        tmp = temporary_name(path)
         try:
             torch.save(asdict(self), tmp)
             os.replace(tmp, path)
+            write_file_digest(path)
         finally:
             tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
     def load(cls, path: Path | str, map_location: str | torch.device = "cpu") -> "Checkpoint":
+        """The checkpoint at ``path``, after checking it against its digest.
+
+        Raises:
+            FileNotFoundError: if it is missing.
+            CorruptFile: if it was truncated or altered since it was written, or has no digest.
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"checkpoint {path} is missing; run the training rule that writes it")
+        check_file(path, "checkpoint")
         return cls(**torch.load(path, map_location=map_location, weights_only=False))
 
     def model(self, device: str | torch.device = "cpu") -> nn.Module:

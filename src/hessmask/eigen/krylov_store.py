@@ -36,7 +36,7 @@ from hessmask.eigen.stores import (
 from hessmask.operators import LinearOperator
 from hessmask.progress import Progress
 from hessmask.rows import ArrayRows, StackedRows
-from hessmask.store import StoreWriter, scratch_folder
+from hessmask.store import StoreWriter, check_store, scratch_folder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class MatrixRows:
 
     def __init__(self, path: str | Path, name: str, identity: Mapping[str, Any], what: str):
         self.path, self.name, self.what = str(path), name, what
+        check_store(path)  # its files as written (a deleted or resized chunk, altered metadata)
         try:
             group = zarr.open_group(self.path, mode="r")
             self.array = group[name]
