@@ -17,13 +17,14 @@ def main(sm) -> None:
     per_step = {job: open_dataset(path) for job, path in zip(jobs, sm.input.metrics)}
     stores = {tuple(key): open_dataset(path, load=False) for key, path in zip(sm.params.eigen_keys, sm.input.eigen)}
     pairs = xr.concat([open_dataset(path) for path in sm.input.pairs], dim="method")
-    ds = xr.merge([combine_metrics(per_step, dim), pairs, solver_costs(stores)], combine_attrs="override",
-                  join="outer", compat="no_conflicts")
-    ds.attrs = {**provenance({"rho": sm.params.rho}), "D": dim}
+    combined = combine_metrics(per_step, dim)
+    ds = xr.merge([combined, pairs, solver_costs(stores)], combine_attrs="override", join="outer",
+                  compat="no_conflicts")
+    ds.attrs = {**provenance({"rho": sm.params.rho}), "D": dim, "eligible": combined.attrs["eligible"]}
     write_dataset(ds, sm.output.store)
     rho = sm.params.metrics["summary_rho"]
     k = k_of_rho(dim, rho)
-    diagnostics = {(split, step): sketch_diagnostics(stores[("exact", split, step)], stores[("seigh", split, step)], k)
+    diagnostics = {(split, step): sketch_diagnostics(ds, stores[("seigh", split, step)], split, step, k)
                    for split, step in jobs if ("exact", split, step) in stores and ("seigh", split, step) in stores}
     sketches = {(split, step): sketch_quality(store)
                 for (method, split, step), store in stores.items() if method == "seigh"}

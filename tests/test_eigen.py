@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.fft
 import torch
+import xarray as xr
 
 from hessmask import eigen as E
 from hessmask.curvature import HessianOperator
@@ -264,6 +265,40 @@ def test_ill_conditioned_sketch_is_reorthogonalized():
     assert 1 - top_overlap(vecs, solution.vectors, 12) < 1e-6
 
 
+def test_float32_cut_offs_find_the_rank_that_float64_tolerances_miss(monkeypatch):
+    """A rank-12 operator whose products are float32: what lies outside its range is rounding of
+    about 1e-7 ||H||. The precision-scaled cut-offs (``rank_tolerance``, ``krylov_floor``) drop it,
+    so SEIGH finds rank 12 and block Krylov stops adding directions once the range is spanned; the
+    float64 tolerances (1e-12, 1e-10) keep the noise as directions."""
+    import hessmask.eigen.krylov as K
+
+    matrix, lam, _ = spectrum_matrix("low_rank")
+    op = MatrixOperator(matrix, dtype=torch.float32)
+    spec = E.SketchSpec(D, 30, 60, seed=9)
+    part = E.seigh_measure(op, spec, 0, 60, block=16)
+    pieces = E.seigh_merge([part], spec)
+    noisy = E.seigh_recover(part.outer, *pieces, spec, None, precision=np.float64)
+    cut = E.seigh_recover(part.outer, *pieces, spec, None, precision=np.float32)
+    assert noisy.rank == 30 and cut.rank == 12
+    np.testing.assert_allclose(cut.eigenvalues, lam[:12], rtol=1e-5)
+    assert seigh(op, 12, outer=30, inner=60, seed=9).extra["rank"] == 12  # the operator's dtype is passed
+
+    def krylov_runs():
+        passes = E.krylov_passes(MatrixOperator(matrix, dtype=torch.float32), 12, E.KrylovSpec(D, 96, 8, seed=3),
+                                 row_chunk=37, block=5)
+        memory = E.block_krylov(MatrixOperator(matrix, dtype=torch.float32), 12, budget=96, block_size=12, seed=3)
+        return passes, memory
+
+    passes, memory = krylov_runs()
+    assert passes.extra["passes"] < 8 and passes.extra["krylov_dimension"] < 48
+    assert memory.extra["blocks"] < 8
+    for result in (passes, memory):
+        np.testing.assert_allclose(result.eigenvalues, lam[:12], rtol=1e-5)
+    monkeypatch.setattr(K, "krylov_floor", lambda dtype: K.KRYLOV_DROP)  # the float64 floor
+    passes, memory = krylov_runs()
+    assert passes.extra["passes"] == 8 and memory.extra["blocks"] == 8  # noise kept as new directions
+
+
 def test_streaming_aposteriori_equals_direct():
     matrix, _, _ = spectrum_matrix("decay")
     op = MatrixOperator(matrix)
@@ -374,6 +409,26 @@ def test_top_overlap_counts_what_a_basis_spans():
     assert top_overlap(vecs, exactly_repeated, k) == pytest.approx(2 / k)
     e = np.eye(4)
     assert top_overlap(e[:, :2], e[:, [0, 0]], 2) == pytest.approx(0.5)
+    # a second column that differs from the first below float32 rounding spans nothing more
+    nearly = np.stack([e[:, 0], e[:, 0] + 1e-9 * e[:, 1]], axis=1)
+    assert top_overlap(e[:, :2], nearly, 2) == pytest.approx(0.5)
+    assert top_overlap(e[:, :2], nearly, 2, tolerance=1e-12) == pytest.approx(1.0)  # the float64 tolerance did not
+
+
+def test_store_overlaps_whiten_what_is_not_orthonormal(rng):
+    """subspace_overlaps orthonormalizes each store's k columns from its own Gram (streamed): a store
+    holding a scaled, mixed basis of a span scores as that span, and nearly dependent columns count
+    once, as top_overlap scores them."""
+    from hessmask.metrics import subspace_overlaps
+
+    q, _ = np.linalg.qr(rng.standard_normal((50, 6)))
+    mixed = q @ rng.standard_normal((6, 6)) * 3.0  # the same span, not orthonormal
+    nearly = q.copy()
+    nearly[:, 5] = q[:, 4] + 1e-9 * q[:, 5]  # five directions above float32 rounding
+    stores = [xr.Dataset({"eigenvectors": (("param", "eigenpair"), v)}) for v in (q, mixed, nearly)]
+    values = subspace_overlaps(stores, [(0, 1), (0, 2), (0, 0)], 6, row_chunk=7)
+    np.testing.assert_allclose(values, [1.0, 5 / 6, 1.0], atol=1e-9)
+    assert values[1] == pytest.approx(top_overlap(q, nearly, 6), abs=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["outliers", "decay", "low_rank"])

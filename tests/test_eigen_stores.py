@@ -218,9 +218,20 @@ def test_step_metrics_measure_each_method_against_exact():
                                                          abs=1e-6)
     assert float(ds["eigenspace_accuracy"].sel({"method": "exact", "k": 40})) == 1.0
     errors = ds["eigenvalue_relative_error"].sel({"method": "seigh"}).values
-    np.testing.assert_allclose(errors, np.abs(sketch.eigenvalues - reference.eigenvalues) /
-                               np.abs(reference.eigenvalues),
-                               rtol=1e-12)
+    partner = np.argmax(np.abs(reference.eigenvectors.T @ sketch.eigenvectors), axis=0)
+    np.testing.assert_array_equal(ds["eigenvalue_match"].sel({"method": "seigh"}).values, partner)
+    np.testing.assert_allclose(errors, np.abs(sketch.eigenvalues - reference.eigenvalues[partner]) /
+                               np.abs(reference.eigenvalues[partner]), rtol=1e-6)
+    np.testing.assert_array_equal(partner[:6], np.arange(6))  # the outliers are matched to themselves
+    # a solver that lists two pairs in another order: matched by eigenvector, its eigenvalues are exact
+    swapped = [1, 0, *range(2, 40)]
+    listed = xr.Dataset({"eigenvalues": (("eigenpair",), reference.eigenvalues[swapped]),
+                         "eigenvectors": (("param", "eigenpair"),
+                                          reference.eigenvectors[:, swapped].astype(np.float32))})
+    ds = metrics.step_metrics(theta, {"exact": store(reference), "seigh": listed}, [0.05], 3, 0, row_chunk=64)
+    np.testing.assert_array_equal(ds["eigenvalue_match"].sel({"method": "seigh"}).values[:3], [1, 0, 2])
+    assert float(ds["eigenvalue_relative_error"].sel({"method": "seigh"}).max()) < 1e-12
+    assert float(ds["eigenvector_match_cosine"].sel({"method": "seigh"}).min()) > 1 - 1e-6
     assert float(accuracy.sel(k=6)) > 0.98 > float(accuracy.sel(k=40))  # the outliers are recovered, the bulk is not
 
 
@@ -319,6 +330,50 @@ def test_solver_costs_and_the_accuracy_per_product_table():
     table = "\n".join(metrics.accuracy_lines(costs.assign(eigenspace_accuracy=accuracy), 4))
     assert "| seigh | 80 | 0.7000 | 0.7000 | 0.7000 | 0.25 |" in table
     assert "| block_krylov | 80 | 0.9600 | 0.9600 | 0.9600 | 0.05 |" in table and "| exact |" not in table
+
+
+def test_chance_counts_only_the_parameters_a_mask_may_hold():
+    """With masks.exclude, masks choose among D' = D - excluded parameters: chance is k / D', the
+    summary and the figures say so; without exclusions it stays k / D."""
+    import xarray as xr
+
+    from hessmask.plots.experiment import chance_label, overlap_vs_k
+
+    rng = np.random.default_rng(2)
+    q, _ = np.linalg.qr(rng.standard_normal((D, 8)))
+    store = xr.Dataset({"eigenvalues": (("eigenpair",), np.arange(8, 0, -1.0)),
+                        "eigenvectors": (("param", "eigenpair"), q.astype(np.float32))})
+    theta = rng.standard_normal(D)
+    excluded = np.zeros(D, bool)
+    excluded[:40] = True
+    parts = {("train", s): metrics.step_metrics(theta, {"exact": store}, [0.02], 3, 0, excluded=excluded)
+             for s in (0, 5)}
+    combined = metrics.combine_metrics(parts, D)
+    assert combined.attrs["eligible"] == D - 40
+    np.testing.assert_allclose(combined["chance"].values, combined["k"].values / (D - 40))
+    assert chance_label(combined) == "chance k/(D - 40 excluded)"
+    assert "chance k/(D - 40 excluded)" in metrics.chance_text(combined, 4)
+    assert chance_label(combined) in [t.get_text() for t in overlap_vs_k(combined, method="exact").axes[0]
+                                      .get_legend().get_texts()]
+    plain = metrics.combine_metrics({("train", 0): metrics.step_metrics(theta, {"exact": store}, [0.02], 3, 0)}, D)
+    np.testing.assert_allclose(plain["chance"].values, plain["k"].values / D)
+
+
+def test_truncation_error_is_the_floor_of_the_aposteriori_error():
+    """With the exact spectrum, each method's k pairs leave at least the Eckart-Young error
+    sqrt(sum_{i > k} lambda_i^2) / ||H||_F (largest |lambda| first), stored beside its estimate."""
+    import xarray as xr
+
+    spectrum = np.array([3.0, 1.0, 0.5, -2.0])
+    exact = xr.Dataset({"spectrum": (("spectrum_index",), spectrum), "eigenvalues": (("eigenpair",), [3.0, -2.0])},
+                       attrs={"products": 4})
+    sketch = xr.Dataset({"eigenvalues": (("eigenpair",), [2.9, -1.8])},
+                        attrs={"products": 3, "aposteriori": json.dumps({"relative_error": 0.4})})
+    costs = metrics.solver_costs({("exact", "train", 0): exact, ("seigh", "train", 0): sketch})
+    floor = float(costs["truncation_error"].sel({"method": "seigh", "split": "train", "step": 0}))
+    assert floor == pytest.approx(np.sqrt((1.0 + 0.25) / (9 + 4 + 1 + 0.25)))
+    assert metrics.truncation_error(spectrum, 4) == 0.0 and metrics.truncation_error(spectrum, 0) == 1.0
+    assert float(costs["aposteriori_error"].sel({"method": "seigh", "split": "train", "step": 0})) >= floor
 
 
 def test_metrics_list_methods_in_one_order_whatever_ran_at_each_step():

@@ -393,17 +393,47 @@ def sample_angles(modality: str, dim: int, k: int, rng: np.random.Generator) -> 
     return mask_angles(sample_mask(dim, k, rng), sample_mask(dim, k, rng), dim)  # BB
 
 
-#: relative singular value below which ``top_overlap`` counts a direction of a block as absent
-SPAN_TOLERANCE = 1e-12
+#: rounding units of float32 (the precision of stored eigenvectors) below its largest singular value,
+#: times sqrt(k), that a direction of a block of k columns must stand to count (``span_tolerance``)
+SPAN_PRECISION_FACTOR = 10.0
 
 
-def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int, tolerance: float = SPAN_TOLERANCE) -> float:
+def span_tolerance(k: int) -> float:
+    """The relative singular value below which a direction of k columns counts as absent: float32
+    rounding of the columns (the eigen stores hold float32) moves singular values by up to about
+    eps sqrt(k) of the largest, so [e1, e1 + 1e-9 e2] spans one dimension, not two (1.7e-5 at k = 2,
+    4.5e-4 at k = 1406)."""
+    return SPAN_PRECISION_FACTOR * float(np.finfo(np.float32).eps) * float(np.sqrt(max(int(k), 1)))
+
+
+def orthonormal_span(block: np.ndarray, tolerance: float | None = None) -> np.ndarray:
+    """An orthonormal basis (D, r) of the span of ``block``'s columns: left singular vectors whose
+    singular values exceed ``tolerance`` (None: ``span_tolerance``) times the largest."""
+    u, sigma, _ = np.linalg.svd(np.asarray(block, dtype=np.float64), full_matrices=False)
+    tolerance = span_tolerance(block.shape[1]) if tolerance is None else tolerance
+    keep = sigma > tolerance * sigma[0] if sigma.size and sigma[0] > 0 else np.zeros(sigma.size, bool)
+    return u[:, keep]
+
+
+def whitening(gram: np.ndarray, tolerance: float | None = None) -> np.ndarray:
+    """W (k, r) with W^T G W = I_r for a Gram matrix G = U^T U (k, k): U W is an orthonormal basis of
+    the span of U, directions below ``tolerance`` (None: ``span_tolerance``) of the largest singular
+    value of U dropped. For orthonormal U, W = I to rounding."""
+    values, vectors = np.linalg.eigh((gram + gram.T) / 2)
+    tolerance = span_tolerance(gram.shape[0]) if tolerance is None else tolerance
+    top = float(values.max()) if values.size else 0.0
+    keep = values > (tolerance ** 2) * top if top > 0 else np.zeros(values.size, bool)
+    return vectors[:, keep] / np.sqrt(values[keep])
+
+
+def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int, tolerance: float | None = None) -> float:
     """Subspace overlap (1/k) sum cos^2(principal angles) of the spans of the leading k columns.
 
-    Each block is reduced to an orthonormal basis of its span by an SVD that drops directions with
-    singular values below ``tolerance`` times the largest, so any basis works (orthonormal or
-    not) and a block spanning r < k dimensions scores at most r / k: an estimate [e1, e1] against
-    the reference [e1, e2] scores 1/2, not 1.
+    Each block is reduced to an orthonormal basis of its span (``orthonormal_span``: an SVD that
+    drops directions below ``tolerance`` times the largest singular value, by default the float32
+    scale ``span_tolerance(k)``), so any basis works (orthonormal or not) and a block spanning r < k
+    dimensions scores at most r / k: an estimate [e1, e1] against the reference [e1, e2] scores 1/2,
+    not 1, and so does [e1, e1 + 1e-9 e2], whose second direction is below float32 rounding.
 
     Args:
         reference: (D, >= k) array, e.g. the exact eigenvectors; its first k columns are used.
@@ -415,11 +445,5 @@ def top_overlap(reference: np.ndarray, estimate: np.ndarray, k: int, tolerance: 
     Implements the ``overlap`` of docs/science.md, section "The seven normalized metrics", used to
     compare solvers (section "Sketching versus Krylov methods").
     """
-
-    def span(block: np.ndarray) -> np.ndarray:
-        u, sigma, _ = np.linalg.svd(np.asarray(block[:, :k], dtype=np.float64), full_matrices=False)
-        keep = sigma > tolerance * sigma[0] if sigma.size and sigma[0] > 0 else np.zeros(sigma.size, bool)
-        return u[:, keep]
-
-    a, b = span(reference), span(estimate)
+    a, b = (orthonormal_span(np.asarray(block)[:, :k], tolerance) for block in (reference, estimate))
     return float(np.linalg.norm(a.T @ b) ** 2 / k)

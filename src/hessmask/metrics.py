@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from hessmask.eigen.methods import NAMES as METHODS
-from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles
+from hessmask.grassmann import METRICS, mask_matrix_angles, metrics_from_angles, whitening
 from hessmask.masks import boundary_ties, energy_concentration, k_of_rho, magnitude_order
 from hessmask.rows import row_chunks
 
@@ -120,23 +120,31 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
                 kappa[m, r] = float(np.sqrt(np.sum(values[:kk] ** 2)) / frobenius)
     accuracy = np.full((len(methods), k_all), np.nan)  # top-k overlap with the exact eigenspace
     value_error = np.full((len(methods), k_all), np.nan)
+    match = np.full((len(methods), k_all), np.nan)  # the exact pair each eigenvector is closest to
+    match_cosine = np.full((len(methods), k_all), np.nan)
     if "exact" in eigen_stores:
         reference = eigen_stores["exact"]
         ref_values = reference["eigenvalues"].values
         for m, name in enumerate(methods):
-            k = min(ref_values.size, eigen_stores[name].sizes["eigenpair"])
+            k_est = eigen_stores[name].sizes["eigenpair"]
+            k = min(ref_values.size, k_est)
             if name == "exact":
                 accuracy[m, :k] = 1.0
-                value_error[m, :k] = 0.0
+                value_error[m, :k], match[m, :k], match_cosine[m, :k] = 0.0, np.arange(k), 1.0
                 continue
-            gram = subspace_grams([reference, eigen_stores[name]], [(0, 1)], k, row_chunk)[(0, 1)]
-            accuracy[m, :k] = nested_overlap(np.arange(k), gram)  # (1/k)||U_exact,k^T U_k||_F^2 for every k
-            value_error[m, :k] = np.abs(eigenvalues[m, :k] - ref_values[:k]) / np.abs(ref_values[:k])
+            # U_exact^T U over every exact pair, so that each eigenvector finds its exact partner
+            gram = cross_gram(reference, eigen_stores[name], ref_values.size, k_est, row_chunk)
+            accuracy[m, :k] = nested_overlap(np.arange(k), gram[:k, :k])  # (1/k)||U_exact,k^T U_k||_F^2, every k
+            partner = np.argmax(np.abs(gram), axis=0)
+            match[m, :k_est], match_cosine[m, :k_est] = partner, np.abs(gram[partner, np.arange(k_est)])
+            value_error[m, :k_est] = np.abs(eigenvalues[m, :k_est] - ref_values[partner]) / np.abs(ref_values[partner])
     ds = xr.Dataset(
         {
             "boundary_ties": (("rho",), tied),
             "eigenspace_accuracy": (("method", "k"), accuracy),
             "eigenvalue_relative_error": (("method", "eigenpair"), value_error),
+            "eigenvalue_match": (("method", "eigenpair"), match),
+            "eigenvector_match_cosine": (("method", "eigenpair"), match_cosine),
             "overlap": (("method", "k"), overlap),
             "random_mask_overlap_mean": (("method", "k"), random_mean),
             "random_mask_overlap_std": (("method", "k"), random_std),
@@ -147,11 +155,13 @@ def step_metrics(theta: np.ndarray, eigen_stores: Mapping[str, xr.Dataset], rhos
         coords={"method": methods, "k": ks, "rho": np.asarray(rhos, dtype=np.float64),
                 "metric": list(METRICS), "eigenpair": np.arange(k_all)},
     )
+    ds.attrs["eligible"] = int(pool.size)  # D minus masks.exclude: what the masks choose among
     return ds
 
 
 def combine_metrics(per_step: Mapping[tuple[str, int], xr.Dataset], dim: int) -> xr.Dataset:
-    """Stack per-(split, step) metrics into (…, split, step, …) and add ``chance`` = k/D."""
+    """Stack per-(split, step) metrics into (…, split, step, …) and add ``chance`` = k / D', D' the
+    parameters a mask may hold (D less ``masks.exclude``; the per-step metrics' ``eligible``)."""
     splits = sorted({split for split, _ in per_step}, key=["train", "test"].index)
     steps = sorted({step for _, step in per_step})
     rows = []
@@ -163,8 +173,13 @@ def combine_metrics(per_step: Mapping[tuple[str, int], xr.Dataset], dim: int) ->
     ds = ds.sel({"method": [m for m in METHODS if m in ds["method"].values]})
     order = ("method", "split", "step")
     ds = ds.transpose(*order, ...)
-    ds["chance"] = ("k", ds["k"].values / dim)
+    eligible = {int(part.attrs.get("eligible", dim)) for part in per_step.values()}
+    if len(eligible) != 1:
+        raise ValueError(f"the per-step metrics choose masks among different numbers of parameters: {sorted(eligible)}")
+    eligible = eligible.pop()
+    ds["chance"] = ("k", ds["k"].values / eligible)
     describe(ds, dim)
+    ds.attrs.update(D=dim, eligible=eligible)
     return ds
 
 
@@ -172,7 +187,8 @@ def describe(ds: xr.Dataset, dim: int) -> None:
     """Units and meaning of every variable of metrics.zarr."""
     notes = {
         "overlap": ("1", "overlap (1/k)||I_mask^T U_k||_F^2 of the magnitude mask with the top-k eigenspace"),
-        "chance": ("1", "expected overlap of independent uniform k-subspaces, k/D"),
+        "chance": ("1", "k / D', D' = the parameters a mask may hold (D less masks.exclude; attribute eligible): "
+                        "the expected overlap of a k-mask with a k-subspace spread uniformly over them"),
         "random_mask_overlap_mean": ("1", "mean overlap of uniformly random k-masks with the top-k eigenspace"),
         "random_mask_overlap_std": ("1", "standard deviation of that overlap over the random masks"),
         "grassmann": ("1", "the seven normalized Grassmannian metrics between mask and eigenspace at k = round(rho D)"),
@@ -183,7 +199,11 @@ def describe(ds: xr.Dataset, dim: int) -> None:
                                    "entry left out: chosen by the tie rule (masks.ties), not by magnitude"),
         "eigenspace_accuracy": ("1", "overlap (1/k)||U_exact,k^T U_k||_F^2 of the method's top-k eigenspace with the "
                                 "exact one (1 = the same subspace; NaN where no exact solve ran)"),
-        "eigenvalue_relative_error": ("1", "|lambda - lambda_exact| / |lambda_exact| of each leading eigenvalue"),
+        "eigenvalue_relative_error": ("1", "|lambda_i - lambda_exact,j| / |lambda_exact,j|, j = eigenvalue_match(i): "
+                                           "each eigenvalue against the exact pair its eigenvector is closest to"),
+        "eigenvalue_match": ("1", "j maximizing |<u_exact,j, u_i>|: the exact pair eigenpair i is matched to"),
+        "eigenvector_match_cosine": ("1", "|<u_exact,j, u_i>| of the matched pair (below 0.71: no exact "
+                                          "eigenvector dominates, the match is ambiguous)"),
     }
     for name, (units, text) in notes.items():
         if name in ds:
@@ -206,11 +226,27 @@ def subspace_grams(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]
     return grams
 
 
+def cross_gram(reference: xr.Dataset, estimate: xr.Dataset, k_ref: int, k_est: int,
+               row_chunk: int = 65536) -> np.ndarray:
+    """U_ref[:, :k_ref]^T U_est[:, :k_est] of two eigen stores, streamed over row chunks ((k_ref, k_est))."""
+    gram = np.zeros((k_ref, k_est))
+    for lo, hi in row_chunks(reference.sizes["param"], row_chunk):
+        a, b = (finite(np.asarray(s["eigenvectors"][lo:hi, :n].values, dtype=np.float64), source_of(s),
+                       f"eigenvectors (rows {lo} to {hi})") for s, n in ((reference, k_ref), (estimate, k_est)))
+        gram += a.T @ b
+    return gram
+
+
 def subspace_overlaps(stores: Sequence[xr.Dataset], pairs: Sequence[tuple[int, int]], k: int,
                       row_chunk: int = 65536) -> list[float]:
-    """(1/k)||U_a[:, :k]^T U_b[:, :k]||_F^2 for each pair (a, b) of stores (orthonormal columns)."""
-    grams = subspace_grams(stores, pairs, k, row_chunk)
-    return [float(np.sum(grams[pair] ** 2) / k) for pair in pairs]
+    """(1/k)||Q_a^T Q_b||_F^2 for each pair (a, b) of stores, Q an orthonormal basis of the span of
+    U[:, :k]: the self-Grams G_aa = U_a^T U_a (from the same pass) give Q_a = U_a W_a
+    (``hessmask.grassmann.whitening``, directions below float32 rounding dropped), so nearly
+    dependent columns count once; for orthonormal stores W = I to rounding."""
+    used = sorted({i for pair in pairs for i in pair})
+    grams = subspace_grams(stores, [*pairs, *((i, i) for i in used if (i, i) not in pairs)], k, row_chunk)
+    white = {i: whitening(grams[(i, i)]) for i in used}
+    return [float(np.sum((white[a].T @ grams[(a, b)] @ white[b]) ** 2) / k) for a, b in pairs]
 
 
 def store_axes(stores: Mapping[tuple[str, str, int], Any]) -> tuple[list[str], list[str], list[int]]:
@@ -275,17 +311,35 @@ def solver_costs(stores: Mapping[tuple[str, str, int], xr.Dataset]) -> xr.Datase
     methods, splits, steps = store_axes(stores)
     products = np.full((len(methods), len(splits), len(steps)), np.nan)
     error = np.full_like(products, np.nan)
+    floor = np.full_like(products, np.nan)
     for (method, split, step), store in stores.items():
         at = (methods.index(method), splits.index(split), steps.index(step))
         products[at] = float(store.attrs.get("products", np.nan))
         error[at] = json.loads(store.attrs.get("aposteriori", "{}")).get("relative_error", np.nan)
+        exact = stores.get(("exact", split, step))
+        if exact is not None and "spectrum" in exact:
+            floor[at] = truncation_error(exact["spectrum"].values, store.sizes["eigenpair"])
     ds = xr.Dataset({"products": (("method", "split", "step"), products),
-                     "aposteriori_error": (("method", "split", "step"), error)},
+                     "aposteriori_error": (("method", "split", "step"), error),
+                     "truncation_error": (("method", "split", "step"), floor)},
                     coords={"method": methods, "split": np.array(splits, dtype="U5"), "step": steps})
     ds["products"].attrs.update(units="1", long_name="operator products of the solve (D for the exact one)")
     ds["aposteriori_error"].attrs.update(
-        units="1", long_name="a-posteriori estimate of ||H - U diag(theta) U^T||_F / ||H||_F (distance: 0 = exact)")
+        units="1", long_name="a-posteriori estimate of ||H - U diag(theta) U^T||_F / ||H||_F (a distance; its "
+                             "floor for k pairs is truncation_error, not 0)")
+    ds["truncation_error"].attrs.update(
+        units="1", long_name="||H - H_k||_F / ||H||_F of the exact top-k eigenpairs, k = the method's pairs: the "
+                             "smallest error any k pairs can have (steps with an exact solve)")
     return ds
+
+
+def truncation_error(spectrum: np.ndarray, k: int) -> float:
+    """sqrt(sum of lambda_i^2 beyond the k largest |lambda|) / ||H||_F from a whole spectrum: the
+    relative Frobenius error of the best rank-k approximation (Eckart-Young), the floor of any
+    solver's a-posteriori error with k pairs."""
+    squares = np.sort(np.asarray(spectrum, dtype=np.float64) ** 2)[::-1]
+    total = float(squares.sum())
+    return float(np.sqrt(squares[k:].sum() / total)) if total > 0 else float("nan")
 
 
 def accuracy_lines(metrics: xr.Dataset, k: int) -> list[str]:
@@ -296,7 +350,8 @@ def accuracy_lines(metrics: xr.Dataset, k: int) -> list[str]:
     lines = ["## Accuracy per product", "",
              f"Each approximate method's top-{k} eigenspace against the exact one (overlap: 1 = the same "
              "subspace; mean and range over the exactly solved steps and splits), its products and its "
-             "a-posteriori relative error (0 = exact; mean over every step).", "",
+             "a-posteriori relative error ||H - U diag(theta) U^T||_F / ||H||_F (mean over every step; even the "
+             "exact top-k pairs leave the truncation error, metrics.zarr: truncation_error).", "",
              "| method | products | top-k eigenspace vs exact: mean | min | max | a-posteriori error |",
              "|---|---|---|---|---|---|"]
     for method in metrics["method"].values:
@@ -313,6 +368,14 @@ def accuracy_lines(metrics: xr.Dataset, k: int) -> list[str]:
         lines.append(f"| {method} | {_fmt(float(np.nanmax(products.values)), '.0f')} | {_fmt(mean, '.4f')} | "
                      f"{_fmt(low, '.4f')} | {_fmt(high, '.4f')} | {_fmt(post, '.3g')} |")
     return lines + [""]
+
+
+def chance_text(metrics: xr.Dataset, k: int) -> str:
+    """'chance k/D = ...', or 'chance k/(D - excluded) = ...' where masks.exclude left parameters out."""
+    dim, eligible = int(metrics.attrs["D"]), int(metrics.attrs.get("eligible", metrics.attrs["D"]))
+    if eligible == dim:
+        return f"chance k/D = {k / dim:.4g}"
+    return f"chance k/(D - {dim - eligible} excluded) = {k / eligible:.4g}"
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -334,7 +397,7 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
     k = k_of_rho(dim, rho)
     methods = list(metrics["method"].values)
     lines = [f"# {name}: exact vs sketched mask-eigenspace overlap", "",
-             f"k = {k} (rho = {rho:g} of D = {dim}); chance k/D = {k / dim:.4g}.", ""]
+             f"k = {k} (rho = {rho:g} of D = {dim}); {chance_text(metrics, k)}.", ""]
     if not {"exact", "seigh"} <= set(methods):
         lines.append(f"Methods present: {', '.join(methods)}; the comparison needs both exact and seigh.")
     header = "| split | step | " + " | ".join(f"{m} overlap" for m in methods)
@@ -348,7 +411,7 @@ def summary_markdown(name: str, metrics: xr.Dataset, diagnostics: Mapping[tuple[
                       for m in methods}
             diff = values.get("seigh", np.nan) - values.get("exact", np.nan)
             cells = " | ".join(_fmt(values[m], ".4g") for m in methods)
-            ratios = " | ".join(_fmt(values[m] / (k / dim), ".2f") for m in methods)
+            ratios = " | ".join(_fmt(values[m] / float(metrics["chance"].sel(k=k)), ".2f") for m in methods)
             accuracy = np.nan
             if "eigenspace_accuracy" in metrics and "seigh" in methods:
                 accuracy = float(metrics["eigenspace_accuracy"].sel({"method": "seigh", "split": split, "step": step,
@@ -417,14 +480,13 @@ def sketch_quality(sketch: xr.Dataset) -> dict[str, Any]:
             "orthogonality_error": float(sketch.attrs.get("orthogonality_error", np.nan))}
 
 
-def sketch_diagnostics(exact: xr.Dataset, sketch: xr.Dataset, k: int) -> dict[str, float]:
-    """Relative eigenvalue errors of the sketch against the exact solve, and its a-posteriori error."""
-    ref = exact["eigenvalues"].values
-    est = sketch["eigenvalues"].values
-    n = min(ref.size, est.size)
-    rel = np.abs(est[:n] - ref[:n]) / np.abs(ref[:n])
+def sketch_diagnostics(metrics: xr.Dataset, sketch: xr.Dataset, split: str, step: int, k: int) -> dict[str, float]:
+    """The sketch's a-posteriori error and the relative errors of its eigenvalues against the exact
+    ones at (split, step): ``eigenvalue_relative_error`` of the metrics, each eigenvalue against the
+    exact pair its eigenvector is closest to (the largest of the first 10, and eigenvalue k)."""
+    rel = metrics["eigenvalue_relative_error"].sel({"method": "seigh", "split": split, "step": step}).values
+    rel = rel[np.isfinite(rel)]
     post = json.loads(sketch.attrs.get("aposteriori", "{}"))
-    kk = min(k, n) - 1
     return {"relative_error": post.get("relative_error", float("nan")),
-            "top10_eigenvalue_error": float(rel[:10].max()),
-            "eigenvalue_k_error": float(rel[kk])}
+            "top10_eigenvalue_error": float(rel[:10].max()) if rel.size else float("nan"),
+            "eigenvalue_k_error": float(rel[min(k, rel.size) - 1]) if rel.size else float("nan")}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hessmask.eigen.common import EigenResult, SolverError, Timer, check_k, check_products, finish_result, sort_top
-from hessmask.eigen.orthogonal import orthogonalizer
+from hessmask.eigen.orthogonal import PRECISION_FACTOR, orthogonalizer, rank_tolerance, rounding
 from hessmask.operators import LinearOperator
 from hessmask.rows import ArrayRows, RowSource, StackedRows, row_chunks
 
@@ -30,8 +30,10 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
     against all previous blocks; every product H Q_j is kept, so the Rayleigh-Ritz matrix
     Q^T H Q over the whole Krylov space (dimension <= budget) needs no further products. The
     block count is budget // block_size; by default block_size = max(1, budget // 8) (k does not enter
-    the default). Directions of a block whose |R_jj| (unpivoted QR) is at most 1e-10 max(1, max_j |R_jj|)
-    are dropped; the iteration stops early when nothing new remains.
+    the default). Directions of a block whose |R_jj| (unpivoted QR of the block after projection) is
+    at most ``krylov_floor`` of the products' dtype times the largest ||H q|| seen so far (a lower
+    bound on ||H||_2) are dropped (``PRECISION_FACTOR`` rounding units: float32 products resolve nothing
+    finer); the iteration stops early when nothing new remains.
 
     Args:
         operator: the symmetric (D, D) operator H.
@@ -61,14 +63,22 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
     basis: list[torch.Tensor] = []
     images: list[torch.Tensor] = []
     current = torch.randn((operator.dim, block_size), generator=gen, dtype=torch.float64)
-    for _ in range(blocks):
+    scale = 0.0
+    for index in range(blocks):
+        if index == 1:
+            scale = 0.0  # from here on the blocks are products: their norms estimate ||H||
         with timer.phase("orthogonalize"):
+            # what Gram-Schmidt leaves of a direction already in the space is rounding noise of the
+            # products, about eps ||H||: the floor is relative to the largest ||H q|| seen (a lower
+            # bound on ||H||_2), or to the start block's columns
+            scale = max(scale, float(torch.linalg.vector_norm(current, dim=0).max()))
             if basis:
                 stacked = torch.cat(basis, dim=1)
                 for _ in range(2):  # twice is enough (Giraud et al. 2005)
                     current = current - stacked @ (stacked.T @ current)
             q, r = torch.linalg.qr(current)
-            keep = torch.abs(torch.diagonal(r)) > 1e-10 * max(1.0, float(torch.abs(torch.diagonal(r)).max()))
+            floor = krylov_floor(operator.dtype if basis else torch.float64)  # the products', or the start block's
+            keep = torch.abs(torch.diagonal(r)) > floor * scale
             q = q[:, keep]
             if q.shape[1] == 0:
                 break  # the Krylov space is invariant: nothing new to add
@@ -95,8 +105,16 @@ def block_krylov(operator: LinearOperator, k: int, budget: int, block_size: int 
 
 
 
-#: relative size (to ||H Q_j||_F) below which a direction of the orthogonalized remainder is dropped
+#: the smallest relative size (to ||H Q_j||_F) of a direction of the orthogonalized remainder that is
+#: kept (float64 products); float32 products keep only what stands above their rounding (``krylov_floor``)
 KRYLOV_DROP = 1e-10
+
+
+def krylov_floor(dtype: object) -> float:
+    """The relative size (to ||H Q_j||_F) below which a direction left after Gram-Schmidt is rounding
+    noise of the products: ``PRECISION_FACTOR`` rounding units of their dtype (1.2e-6 for float32),
+    at least ``KRYLOV_DROP``."""
+    return max(KRYLOV_DROP, PRECISION_FACTOR * rounding(dtype))
 #: rows of the random start block drawn per generator stream (fixed, so that the start block does
 #: not depend on the row chunk of the jobs)
 KRYLOV_START_TILE = 4096
@@ -175,7 +193,8 @@ class ProjectedRows:
 
 
 def krylov_next_basis(image: RowSource, basis: RowSource | None, row_chunk: int,
-                      sink: Callable[[int, np.ndarray], None], timer: Timer | None = None) -> dict:
+                      sink: Callable[[int, np.ndarray], None], timer: Timer | None = None,
+                      precision: object = np.float64, scale: float = 0.0) -> dict:
     """Q_{j+1}: the part of H Q_j (``image``) orthogonal to Q_0..Q_j (``basis``), orthonormalized
     and written chunk by chunk.
 
@@ -191,9 +210,15 @@ def krylov_next_basis(image: RowSource, basis: RowSource | None, row_chunk: int,
         row_chunk: rows per chunk; memory O(row_chunk x (m + b)).
         sink: ``sink(row, values)`` receives Q_{j+1} in row chunks ((rows, r) float64).
         timer: optional ``Timer`` (phase ``orthogonalize``).
+        precision: the dtype the products were computed in (its rounding sets the drop floor,
+            ``krylov_floor``).
+        scale: an estimate of ||H||_2 from the earlier passes (the largest ||H q|| of their unit
+            columns; 0 for none). A product H q in float32 carries rounding of about eps ||H||, so
+            what is left of X after the projection counts as new only above ``krylov_floor`` times
+            the larger of this and the largest column norm of X.
     Returns:
         dict with ``rank`` (r, the columns of Q_{j+1}; 0 when nothing new remains), ``condition``
-        and ``reorthogonalized`` of the remainder.
+        and ``reorthogonalized`` of the remainder, and ``scale`` (the updated estimate of ||H||_2).
     Implements docs/science.md, section "Sketching versus Krylov methods" (block Krylov in passes).
     """
     timer = timer or Timer()
@@ -201,29 +226,32 @@ def krylov_next_basis(image: RowSource, basis: RowSource | None, row_chunk: int,
     if basis is not None:
         with timer.phase("orthogonalize"):
             for _ in range(2):
-                first = total is None  # the first round reads X itself: measure ||X||_F on the way
+                first = total is None  # the first round reads X itself: its column norms on the way
                 current = ProjectedRows(image, basis, total)
-                coefficients, squares = np.zeros((basis.width, image.width)), 0.0
+                coefficients, squares = np.zeros((basis.width, image.width)), np.zeros(image.width)
                 for lo, hi in row_chunks(image.dim, row_chunk):
                     rows = current.read(lo, hi)
                     coefficients += basis.read(lo, hi).T @ rows
                     if first:
-                        squares += float(np.sum(rows * rows))
+                        squares += np.sum(rows * rows, axis=0)
                 if first:
-                    # what Gram-Schmidt leaves of a direction already in the space is rounding noise
-                    # of the size eps ||X||: directions of the remainder below KRYLOV_DROP ||X||_F are dropped
-                    floor = KRYLOV_DROP * np.sqrt(squares)
+                    # the columns of X = H Q_j are H q for unit q: their largest norm bounds ||H||_2 from
+                    # below; what Gram-Schmidt leaves of a direction already in the space is rounding
+                    # noise of the products, about eps ||H||: below krylov_floor ||H|| it is dropped
+                    scale = max(float(scale), float(np.sqrt(squares.max())) if squares.size else 0.0)
+                    floor = krylov_floor(precision) * scale
                 total = coefficients if first else total + coefficients
     remainder = ProjectedRows(image, basis, total)
     try:
-        transform, info = orthogonalizer(remainder, row_chunk, timer, floor=floor)
+        transform, info = orthogonalizer(remainder, row_chunk, timer, floor=floor,
+                                         tolerance=rank_tolerance(precision, image.width))
     except SolverError:  # nothing new: the Krylov space is invariant
-        return {"rank": 0, "condition": float("nan"), "reorthogonalized": False}
+        return {"rank": 0, "condition": float("nan"), "reorthogonalized": False, "scale": float(scale)}
     transform = transform.cpu().numpy()
     with timer.phase("write"):
         for lo, hi in row_chunks(image.dim, row_chunk):
             sink(lo, remainder.read(lo, hi) @ transform)
-    return info
+    return {**info, "scale": float(scale)}
 
 
 def krylov_measure(operator: LinearOperator, basis: RowSource, start: int, stop: int, block: int = 64,
@@ -354,9 +382,13 @@ def krylov_passes(operator: LinearOperator, k: int, spec: KrylovSpec, row_chunk:
     bases: list[ArrayRows] = []
     images: list[ArrayRows] = []
     current: RowSource = StartRows(spec)
+    scale = 0.0  # the estimate of ||H||_2 carried from pass to pass
     for _ in range(spec.passes):
         sink = ArraySink(operator.dim)
-        info = krylov_next_basis(current, StackedRows(bases) if bases else None, row_chunk, sink, timer)
+        precision = operator.dtype if bases else np.float64  # the products', or the Gaussian start block's
+        info = krylov_next_basis(current, StackedRows(bases) if bases else None, row_chunk, sink, timer, precision,
+                                 scale)
+        scale = info["scale"]
         if info["rank"] == 0:
             break
         bases.append(ArrayRows(sink.array))

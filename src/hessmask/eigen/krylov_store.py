@@ -99,20 +99,26 @@ def basis_store(spec: methods.BlockKrylovSpec, dim: int, step: int, bases: Seque
     Krylov space is exhausted: later passes then measure nothing)."""
     identity = krylov_identity(spec, dim)
     if bases:
-        image = StackedRows([MatrixRows(p, "image", identity, "block Krylov image") for p in images])
-        basis = StackedRows([MatrixRows(p, "basis", identity, "block Krylov basis") for p in bases])
+        parts = [MatrixRows(p, "image", identity, "block Krylov image") for p in images]
+        image = StackedRows(parts)
+        previous = [MatrixRows(p, "basis", identity, "block Krylov basis") for p in bases]
+        basis = StackedRows(previous)
+        precision = parts[0].array.dtype  # the products' (float32 for the study)
+        scale = float(previous[-1].attrs.get("operator_scale", 0.0))  # ||H||_2 as estimated so far
         if image.width == 0:  # the previous pass measured nothing
             image = None
     else:
-        image, basis = StartRows(krylov_spec(spec, dim)), None
+        image, basis, precision, scale = StartRows(krylov_spec(spec, dim)), None, np.float64, 0.0
     chunk = identity["row_chunk"]
     with pass_writer(path, {**attrs, "pass": len(bases)}, identity) as out:
         state: dict[str, Any] = {}
         sink = row_sink(out, "basis", ("param", "column"), dim, (chunk, spec.block_size), np.float64, state)
-        info = {"rank": 0} if image is None else krylov_next_basis(image, basis, chunk, sink)
+        info = ({"rank": 0, "scale": scale} if image is None else
+                krylov_next_basis(image, basis, chunk, sink, precision=precision, scale=scale))
         if "basis" not in state:  # an exhausted space: an empty block
             out.create("basis", ("param", "column"), (dim, 0), (chunk, spec.block_size), "float64")
-        out.attrs.update(rank=int(info["rank"]))
+        # the largest ||H q|| of the products so far, carried to the next pass (its drop floor)
+        out.attrs.update(rank=int(info["rank"]), operator_scale=float(info["scale"]))
     log.info("block Krylov step %d pass %d: basis of %d columns", step, len(bases), info["rank"])
     return int(info["rank"])
 

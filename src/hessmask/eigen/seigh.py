@@ -17,7 +17,7 @@ import torch
 
 from hessmask.eigen.common import EigenResult, SolverError, Timer, check_k, check_products, finish_result
 from hessmask.eigen.methods import default_inner
-from hessmask.eigen.orthogonal import RANK_TOLERANCE, orthogonalizer, rows_on
+from hessmask.eigen.orthogonal import orthogonalizer, rank_tolerance, rows_on
 from hessmask.operators import LinearOperator, check_symmetric
 from hessmask.rows import ArrayRows, RowSource, row_chunks
 from hessmask.sketch import TestMatrix
@@ -260,7 +260,7 @@ class SeighSolution:
     Args:
         eigenvalues: (k,) float64 array, sorted by descending |lambda|.
         coefficients: (s, k) float64 array C = W V_k, so that the eigenvectors are U = Y C.
-        rank: the numerical rank r of the outer sketch Y (singular values above ``RANK_TOLERANCE`` of
+        rank: the numerical rank r of the outer sketch Y (singular values above ``rank_tolerance`` of
             the largest), 1 <= r <= s.
         condition: the condition number S_1 / S_r of the kept part of Y (>= 1).
         reorthogonalized: whether the Cholesky-QR2 second pass ran (condition > ``REORTHOGONALIZE_ABOVE``).
@@ -281,7 +281,8 @@ class SeighSolution:
 def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.ndarray, spec: SketchSpec,
                   k: int | None,
                   row_chunk: int = 65536, sink: Callable[[int, np.ndarray], None] | None = None,
-                  timer: Timer | None = None, device: torch.device | str = "cpu") -> SeighSolution:
+                  timer: Timer | None = None, device: torch.device | str = "cpu",
+                  precision: object = np.float64) -> SeighSolution:
     """Top-k eigenpairs from the sketches (Tropp et al. 2019 Alg. 7; TMLR paper Algorithm 2,
     steps 3-5), streaming over row chunks of the outer sketch.
 
@@ -297,6 +298,8 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
             without it they are returned in ``vectors`` (D x k).
         timer: optional ``Timer``; phases ``orthogonalize``, ``core`` and ``eigenvectors``.
         device: where the chunks are processed (cpu or cuda; the results come back to the CPU).
+        precision: the dtype the outer sketch was measured in: directions of Y below its rounding
+            (``rank_tolerance``: 2.2e-5 of the largest for float32 at s = 355) count as absent.
 
     With Q = Y W orthonormal (``orthogonalizer``), Psi_L Q = Z[:, :s] W and Psi_R Q = (Psi_R Y) W
     are small; the core C = (Psi_L Q)^+ Z (Psi_R Q)^+T (two QR least-squares solves) gives
@@ -322,11 +325,12 @@ def seigh_recover(outer: RowSource | np.ndarray, inner: np.ndarray, right: np.nd
         raise SolverError(f"sketch shapes Y {(outer.dim, outer.width)}, Z {inner.shape}, Psi_R Y {right.shape} "
                           f"do not match the sketch (D = {spec.dim}, s = {spec.outer}, t = {spec.inner})")
     timer = timer or Timer()
-    transform, info = orthogonalizer(outer, row_chunk, timer, device)
+    tolerance = rank_tolerance(precision, spec.outer)
+    transform, info = orthogonalizer(outer, row_chunk, timer, device, tolerance=tolerance)
     k = info["rank"] if k is None else k
     if k > info["rank"]:
         raise SolverError(f"k = {k} exceeds the numerical rank {info['rank']} of the outer sketch "
-                          f"(the operator has fewer than k directions above {RANK_TOLERANCE:.0e} of its largest)")
+                          f"(the operator has fewer than k directions above {tolerance:.1e} of its largest)")
     with timer.phase("core"):
         z = torch.from_numpy(np.ascontiguousarray(inner, dtype=np.float64)).to(device)
         # core = (Psi_L Q)^+ Z (Psi_R Q)^+T by two QR least-squares solves (equal to the
@@ -396,7 +400,8 @@ def seigh(operator: LinearOperator, k: int, outer: int, inner: int | None = None
     start = operator.num_products
     with timer.phase("measure"):
         part = seigh_measure(operator, spec, 0, inner, block=block, progress=progress)
-    solution = seigh_recover(part.outer, *seigh_merge([part], spec), spec, k, row_chunk=row_chunk, timer=timer)
+    solution = seigh_recover(part.outer, *seigh_merge([part], spec), spec, k, row_chunk=row_chunk, timer=timer,
+                             precision=operator.dtype)
     return finish_result("seigh", operator, solution.eigenvalues, solution.vectors, start, timer, residual_pairs,
                    {"outer": outer, "inner": inner, "kind": kind, "rank": solution.rank,
                     "condition": solution.condition, "orthogonality_error": solution.orthogonality_error})

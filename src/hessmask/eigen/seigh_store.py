@@ -134,6 +134,8 @@ class ShardRows:
             if array.shape[0] != spec.dim:
                 raise SolverError(f"shard store {path} holds columns of length {array.shape[0]}, "
                                     f"the operator has D = {spec.dim}")
+        #: the precision the outer columns were measured in (the operator's products)
+        self.dtype = self.arrays[0].dtype if self.arrays else np.float64
         self.arrays = [(p, a) for p, a in zip(self.paths, self.arrays) if a.shape[1]]
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -190,7 +192,7 @@ def solve_store(operator: LinearOperator, spec: methods.SeighSpec, shard_paths: 
         state: dict[str, Any] = {}
         sink = vector_sink(out, operator.dim, chunks, state)
         solution = seigh_recover(rows, inner, right, sketch, None, row_chunk=spec.row_chunk, sink=sink, timer=timer,
-                                 device=spec.device)
+                                 device=spec.device, precision=rows.dtype)
         ds = finish_store(operator, solution.eigenvalues, ArrayRows(state["eigenvectors"]), "seigh", products, timer,
                           spec, seed, attrs)
         ds.attrs.update(rank=solution.rank, condition=solution.condition,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -21,6 +21,18 @@ SPLIT_STYLE = {"train": "-", "test": "--"}
 
 def _chance(ax, x, value, label="chance k/D") -> None:
     ax.plot(x, np.full(len(x), value), ls="--", color="0.4", lw=1, label=label)
+
+
+def chance_of(metrics: xr.Dataset, k: Any) -> Any:
+    """The metrics' ``chance`` at k (k / D', D' = D less masks.exclude; k / D for stores without it)."""
+    eligible = int(metrics.attrs.get("eligible", metrics.attrs["D"]))
+    return np.asarray(k, dtype=np.float64) / eligible
+
+
+def chance_label(metrics: xr.Dataset) -> str:
+    """'chance k/D', or 'chance k/(D - n excluded)' where masks.exclude left n parameters out."""
+    dim, eligible = int(metrics.attrs["D"]), int(metrics.attrs.get("eligible", metrics.attrs["D"]))
+    return "chance k/D" if eligible == dim else f"chance k/(D - {dim - eligible} excluded)"
 
 
 def _steps_axis(ax, steps) -> None:
@@ -107,10 +119,10 @@ def crystallization(training: xr.Dataset, masks: xr.Dataset, metrics: xr.Dataset
         chosen = method or _best_method(at_k)
         _line(axes[2], at_k.sel({"method": chosen}), marker="o", ms=3, color=color,
               label=f"k = {k} ({rho_value:g} D, {chosen})")
-        axes[2].axhline(k / int(metrics.attrs["D"]), ls="--", lw=1, color=color)
+        axes[2].axhline(float(chance_of(metrics, k)), ls="--", lw=1, color=color)
     axes[2].set_yscale("log")
     axes[2].set_ylabel("overlap(mask, top-k eigenspace)")
-    axes[2].set_title("Mask vs eigenspace (dashed: chance k/D)")
+    axes[2].set_title(f"Mask vs eigenspace (dashed: {chance_label(metrics)})")
     _steps_axis(axes[2], steps)
     axes[2].legend(fontsize=8)
     iou = masks["iou"].sel(rho=rho, method="nearest").sel(step=steps, step_other=steps)
@@ -237,7 +249,7 @@ def exact_vs_sketched(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
             _line(ax, metrics["overlap"].sel({"method": method, "split": split, "k": k}),
                   ls=SPLIT_STYLE[split], marker="o", color=colors[method],
                   label=f"{METHOD_LABELS.get(method, method)}, {split}", **weight)
-    _chance(ax, steps, k / int(metrics.attrs["D"]))
+    _chance(ax, steps, float(chance_of(metrics, k)), chance_label(metrics))
     ax.set_ylabel(f"overlap(mask, top-{k} eigenspace)")
     _steps_axis(ax, steps)
     ax.set_title(f"Exact vs sketched eigenspaces, k = {k} ({rho:g} D)")
@@ -257,19 +269,17 @@ def overlap_vs_k(metrics: xr.Dataset, steps: Sequence[int] | None = None, method
     all_steps = [int(s) for s in overlap["step"].values]
     steps = list(steps) if steps is not None else sorted(
         set(all_steps[:: max(1, len(all_steps) // 5)] + [all_steps[-1]]))
-    dim = int(metrics.attrs["D"])
     k = overlap["k"].values
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     colors = sns.color_palette("viridis", len(steps))
     for color, step in zip(colors, steps):
         axes[0].plot(k, overlap.sel(step=step), color=color, label=f"step {step}")
-        axes[1].plot(k, overlap.sel(step=step) / (k / dim), color=color, label=f"step {step}")
-    _chance(axes[0], k, 0)
-    axes[0].plot(k, k / dim, ls="--", color="0.4", lw=1)
+        axes[1].plot(k, overlap.sel(step=step) / chance_of(metrics, k), color=color, label=f"step {step}")
+    axes[0].plot(k, chance_of(metrics, k), ls="--", color="0.4", lw=1, label=chance_label(metrics))
     axes[0].set_xscale("log")
     axes[0].set_xlabel("k")
     axes[0].set_ylabel("overlap(mask, top-k eigenspace)")
-    axes[0].set_title("Overlap vs k (dashed: chance k/D)")
+    axes[0].set_title(f"Overlap vs k (dashed: {chance_label(metrics)})")
     axes[0].legend(fontsize=8)
     axes[1].axhline(1.0, ls="--", color="0.4", lw=1, label="chance")
     axes[1].set_xscale("log")
@@ -281,7 +291,7 @@ def overlap_vs_k(metrics: xr.Dataset, steps: Sequence[int] | None = None, method
     usable = [kk for kk in ks if kk <= k.max()]
     for kk, color in zip(usable, sns.color_palette("colorblind", len(usable))):
         _line(axes[2], overlap.sel(k=kk), marker="o", ms=3, color=color, label=f"k = {kk}")
-        axes[2].axhline(kk / dim, ls="--", lw=1, color=color)
+        axes[2].axhline(float(chance_of(metrics, kk)), ls="--", lw=1, color=color)
     axes[2].set_yscale("log")
     axes[2].set_ylabel("overlap")
     _steps_axis(axes[2], all_steps)
@@ -312,7 +322,7 @@ def magnitude_vs_random(metrics: xr.Dataset, method: str | None = None, split: s
         ax.plot(k, m, color="C1", label="random masks (mean)")
         ax.fill_between(k, np.clip(m - s, 1e-12, None), m + s, color="C1", alpha=0.25, linewidth=0,
                         label="random masks (+-1 std)")
-        ax.plot(k, k / dim, ls="--", color="0.4", lw=1, label="chance k/D")
+        ax.plot(k, chance_of(metrics, k), ls="--", color="0.4", lw=1, label=chance_label(metrics))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.01 / dim)  # the -1 std edge of the band can reach 0 for small k
@@ -347,10 +357,16 @@ def accuracy_vs_products(metrics: xr.Dataset, rho: float = 0.05) -> plt.Figure:
             if ok.any():
                 axes[i].scatter(products[ok], values[ok], color=colors[method], label=label, s=25, alpha=0.8)
                 drawn[i] = True
+        if "truncation_error" in metrics:  # what the exact top-k pairs leave: the floor of the right panel
+            floor = metrics["truncation_error"].sel({"method": method}).values
+            ok = np.isfinite(floor) & np.isfinite(products)
+            if ok.any():
+                axes[1].scatter(products[ok], floor[ok], facecolors="none", edgecolors=colors[method], s=25,
+                                marker="s", label=f"{label}: exact top-k floor")
     axes[0].set_ylabel(f"top-{k} eigenspace overlap with exact (1 = same)")
     axes[0].set_ylim(0, 1.02)
     axes[0].set_title(f"Eigenspace accuracy, k = {k} ({rho:g} D)")
-    axes[1].set_ylabel("a-posteriori relative error (0 = exact)")
+    axes[1].set_ylabel("a-posteriori ||H - U diag(theta) U^T||_F / ||H||_F")
     axes[1].set_title("Self-measured error, every solved step")
     all_products = metrics["products"].values[np.isfinite(metrics["products"].values)]
     exact = (metrics["products"].sel({"method": "exact"}).values if "exact" in metrics["method"].values
