@@ -26,7 +26,7 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-from hessmask.dof.methods import SUBSPACES  # noqa: E402
+from hessmask.dof.methods import LOTTERY_SUBSPACES, SUBSPACES  # noqa: E402
 from hessmask.eigen.methods import NAMES as EIGEN_METHODS  # noqa: E402
 from hessmask.figures import DOF_FIGURES, EXPERIMENT_FIGURES, SYNTHETIC_FIGURES  # noqa: E402
 from hessmask.paths import Layout, unwritable  # noqa: E402

@@ -1,7 +1,35 @@
 # Degrees of freedom (seed 004, docs/science.md#7-degrees-of-freedom): training in d-dimensional
-# affine subspaces of each experiment with dof.enabled, one job per (subspace kind, start step t,
-# group of d values, chunk of runs) from hessmask.dof.methods.chunk_grid (dof.dims_per_job d values
-# per job, the wildcard d joins them with _), and the quadratic well of seed 004 Fig. 5.
+# affine subspaces of each experiment with dof.enabled. The start-step experiment: one job per
+# (start step t, chunk of runs) from hessmask.dof.methods.start_grid, each run from its own w_t
+# (run 0: the experiment's checkpoints; the others: dof_run_checkpoints), its Hessian solved in the
+# job; the lottery subspaces: one job each over every run; the full-space reference; and the
+# quadratic well of seed 004 Fig. 5.
+
+
+rule dof_run_checkpoints:
+    """Each run >= 1 trains from its own w_0 with the experiment's SGD: its checkpoints at step 0
+    and every start step."""
+    input:
+        data=prepared_dataset,
+    output:
+        directory(LAYOUT.dof_runs("{experiment}")),
+    log:
+        LAYOUT.log("dof_run_checkpoints", "{experiment}"),
+    benchmark:
+        LAYOUT.benchmark("dof_run_checkpoints", "{experiment}")
+    conda:
+        conda_env("train")
+    threads: job_threads("train")
+    resources:
+        **stage_resources("train", "train_mem_mb", "train_runtime"),
+    params:
+        dof=dof_key(only=("seed",)),
+        runs=from_experiment(own_runs, "dof"),
+        steps=from_experiment(run_steps, "dof"),
+        experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
+        train=train_settings,
+    script:
+        "../scripts/dof_run_checkpoints.py"
 
 
 rule dof_trajectory:
@@ -30,21 +58,19 @@ rule dof_trajectory:
         "../scripts/dof_trajectory.py"
 
 
-rule dof_chunk:
-    """Adam in the subspaces of one (subspace kind, start step t) at each of the job's d values, for
-    a chunk of runs."""
+rule dof_start:
+    """One (start step t, chunk of runs): each run's Hessian at its w_t and its paired trainings in
+    burn_in, hessian_topd and mask_topd at every d, then the bisection of d*."""
     input:
-        unpack(dof_chunk_inputs),
+        unpack(dof_start_inputs),
     output:
-        directory(LAYOUT.dof_chunk("{experiment}", "{subspace}", "{t}", "{d}", "{chunk}")),
+        directory(LAYOUT.dof_start("{experiment}", "{t}", "{chunk}")),
     log:
-        LAYOUT.log("dof_chunk", "{experiment}", "{subspace}", "t={t}", "d={d}", "chunk={chunk}"),
+        LAYOUT.log("dof_start", "{experiment}", "t={t}", "chunk={chunk}"),
     benchmark:
-        LAYOUT.benchmark("dof_chunk", "{experiment}", "{subspace}", "t={t}", "d={d}", "chunk={chunk}")
+        LAYOUT.benchmark("dof_start", "{experiment}", "t={t}", "chunk={chunk}")
     wildcard_constraints:
-        subspace=one_of(SUBSPACES),
         t=r"\d+",
-        d=r"\d+(_\d+)*",
         chunk=r"\d+",
     # after training, eigen and synthetic jobs, before the short per-step metrics and aggregates:
     # long jobs first, so that short ones fill the cores at the end of the DAG
@@ -55,19 +81,51 @@ rule dof_chunk:
     resources:
         **stage_resources("dof", "train_mem_mb", "train_runtime"),
     params:
-        dof=dof_job_settings,
-        runs=dof_job_runs,
+        dof=from_experiment(start_job_settings, "dof"),
+        subspaces=dof_start_subspaces,
+        runs=dof_start_runs,
         experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
         train=train_settings,
+        masks=experiment_key("masks", only=("ties", "seed", "exclude")),
+        samples=experiment_key("hessian"),
+        operator=experiment_key("eigen", only=("curvature", "dtype", "block_size", "data_chunk")),
     script:
-        "../scripts/dof_chunk.py"
+        "../scripts/dof_start.py"
+
+
+rule dof_lottery:
+    """Every run of one lottery subspace at every d, from the experiment's own training."""
+    input:
+        unpack(dof_lottery_inputs),
+    output:
+        directory(LAYOUT.dof_lottery("{experiment}", "{subspace}")),
+    log:
+        LAYOUT.log("dof_lottery", "{experiment}", "{subspace}"),
+    benchmark:
+        LAYOUT.benchmark("dof_lottery", "{experiment}", "{subspace}")
+    wildcard_constraints:
+        subspace=one_of(LOTTERY_SUBSPACES),
+    priority: 20
+    conda:
+        conda_env("dof")
+    threads: job_threads("dof")
+    resources:
+        **stage_resources("dof", "train_mem_mb", "train_runtime"),
+    params:
+        dof=dof_lottery_settings,
+        experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
+        train=train_settings,
+        masks=experiment_key("masks", only=("ties", "seed", "exclude")),
+    script:
+        "../scripts/dof_lottery.py"
 
 
 rule dof_reference:
-    """The full-space reference: the same Adam on all parameters from w_0, per run and learning rate."""
+    """The full-space reference: the same Adam on all parameters from each run's w_0, per learning rate."""
     input:
         data=prepared_dataset,
         start=checkpoint_at(0),
+        runs=LAYOUT.dof_runs("{experiment}"),
     output:
         directory(LAYOUT.dof_store("{experiment}", "full")),
     log:
@@ -80,7 +138,7 @@ rule dof_reference:
     resources:
         **stage_resources("dof", "train_mem_mb", "train_runtime"),
     params:
-        dof=dof_key(only=("runs", "steps", "batch_size", "full_lr", "seed", "device", "init")),
+        dof=dof_key(only=("runs", "steps", "batch_size", "full_lr", "seed", "device", "eval_every")),
         experiment=experiment_key(only=("model", "dataset", "synthetic_samples")),
         train=train_settings,
     script:
@@ -88,9 +146,11 @@ rule dof_reference:
 
 
 rule dof_aggregate:
-    """results/dof/<experiment>.zarr: every run on one grid, success probability, d*, the start-step sweep."""
+    """results/dof/<experiment>.zarr: the main results (every subspace at its main step), success
+    probabilities with intervals, d*, and the start-step experiment (per-run d* brackets, paired comparisons)."""
     input:
-        chunks=dof_chunk_paths,
+        start=dof_start_paths,
+        lottery=dof_lottery_paths,
         full=LAYOUT.dof_store("{experiment}", "full"),
     output:
         directory(LAYOUT.path("dof", "{experiment}.zarr")),
@@ -103,8 +163,7 @@ rule dof_aggregate:
         "../envs/cpu.yaml"
     params:
         levels=from_experiment(dof_levels, "dof"),
-        delta=dof_key("delta"),
-        sweep_levels=dof_key("sweep_levels"),
+        dof=dof_key(only=("delta", "sweep_levels", "success", "start_step", "subspaces", "runs")),
         main_steps=from_experiment(main_offset_steps, "dof"),
         model=experiment_key("model"),
     script:

@@ -3,7 +3,9 @@
 
 from hessmask.config import checkpoint_steps, dof_levels, eigen_specs, experiment_classes, hessian_splits  # noqa: E402
 from hessmask.config import method_steps, segment_bounds  # noqa: E402
-from hessmask.dof.methods import chunk_grid, chunk_runs, job_settings, main_offset_steps, subspace_inputs  # noqa: E402
+from hessmask.dof.methods import chunk_runs, lottery_grid, lottery_inputs, lottery_job_settings  # noqa: E402
+from hessmask.dof.methods import main_offset_steps, own_runs, run_steps, start_grid, start_job_settings  # noqa: E402
+from hessmask.dof.methods import start_subspaces  # noqa: E402
 from hessmask.eigen.methods import enabled_methods  # noqa: E402
 
 # ---------------------------------------------------------------- data and training
@@ -187,34 +189,55 @@ def synthetic_rhos(wildcards):
 # ---------------------------------------------------------------- degrees of freedom
 
 
-def dof_chunk_paths(wildcards):
-    """Every subspace job's store of the experiment (hessmask.dof.methods.chunk_grid)."""
-    return [LAYOUT.dof_chunk(wildcards.experiment, *job) for job in chunk_grid(dof(wildcards))]
+def dof_start_paths(wildcards):
+    """Every start-step job's store of the experiment (hessmask.dof.methods.start_grid)."""
+    return [LAYOUT.dof_start(wildcards.experiment, t, c) for t, c in start_grid(dof(wildcards))]
 
 
-def dof_chunk_inputs(wildcards):
-    """The inputs of one (subspace, t) job, from hessmask.dof.methods.subspace_inputs."""
-    name, exp = wildcards.experiment, experiment(wildcards)
+def dof_lottery_paths(wildcards):
+    """Every lottery subspace's store of the experiment."""
+    return [LAYOUT.dof_lottery(wildcards.experiment, s) for s in lottery_grid(dof(wildcards))]
+
+
+def dof_start_runs(wildcards):
+    """The runs of one start-step job's ``{chunk}``."""
+    return chunk_runs(dof(wildcards), int(wildcards.chunk))
+
+
+def dof_start_subspaces(wildcards):
+    """The subspaces one start-step job trains at its ``{t}`` (hessmask.dof.methods.start_subspaces)."""
+    return start_subspaces(dof(wildcards), int(wildcards.t))
+
+
+def dof_start_inputs(wildcards):
+    """What one (t, chunk) job reads: the experiment's checkpoint at t for run 0, the runs' own
+    checkpoints for the others, and, for run 0 at a step the experiment solved exactly on the
+    same split, the exact eigen store its Hessian solve is measured against."""
+    name, exp, settings = wildcards.experiment, experiment(wildcards), dof(wildcards)
+    runs, t = dof_start_runs(wildcards), int(wildcards.t)
     inputs = {"data": prepared_dataset(wildcards)}
-    roles = subspace_inputs(wildcards.subspace, int(wildcards.t), dof(wildcards), exp["train"]["steps"])
-    for role, (kind, *spec) in roles.items():
-        if kind == "checkpoint":
-            inputs[role] = LAYOUT.checkpoint(name, spec[0])
-        elif kind == "trajectory":
-            inputs[role] = LAYOUT.dof_store(name, "trajectory")
-        else:
-            inputs[role] = eigen_store_of(name, *spec)
+    if 0 in runs:
+        inputs["start"] = LAYOUT.checkpoint(name, t)
+        split = settings["hessian"]["split"]
+        if "hessian_topd" in start_subspaces(settings, t) and t in method_steps(exp, "exact") and split in hessian_splits(exp):
+            inputs["exact"] = LAYOUT.eigen_store(name, "exact", split, t)
+    if any(r > 0 for r in runs):
+        inputs["runs"] = LAYOUT.dof_runs(name)
     return inputs
 
 
-def dof_job_settings(wildcards):
-    """What one subspace job depends on (hessmask.dof.methods.job_settings)."""
-    return job_settings(wildcards.subspace, dof(wildcards))
+def dof_lottery_inputs(wildcards):
+    """The inputs of one lottery job, from hessmask.dof.methods.lottery_inputs."""
+    name, exp = wildcards.experiment, experiment(wildcards)
+    inputs = {"data": prepared_dataset(wildcards)}
+    for role, (kind, *spec) in lottery_inputs(wildcards.subspace, dof(wildcards), exp["train"]["steps"]).items():
+        inputs[role] = LAYOUT.checkpoint(name, spec[0]) if kind == "checkpoint" else LAYOUT.dof_store(name, "trajectory")
+    return inputs
 
 
-def dof_job_runs(wildcards):
-    """The runs of one subspace job's ``{chunk}``."""
-    return chunk_runs(dof(wildcards), int(wildcards.chunk))
+def dof_lottery_settings(wildcards):
+    """What one lottery job depends on (hessmask.dof.methods.lottery_job_settings)."""
+    return lottery_job_settings(wildcards.subspace, dof(wildcards))
 
 
 def max_dimension(wildcards):

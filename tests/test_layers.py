@@ -18,14 +18,14 @@ LAYERS = {
     # the eigen and dof packages' __init__ are lazy namespaces (they import nothing until a name is read),
     # so their registries import without the kernels and the training code
     1: ["hessmask.masks", "hessmask.synthetic", "hessmask.eigen", "hessmask.eigen.methods", "hessmask.dof",
-        "hessmask.dof.methods", "hessmask.data", "hessmask.store", "hessmask.config"],
+        "hessmask.dof.methods", "hessmask.dof.refine", "hessmask.data", "hessmask.store", "hessmask.config"],
     2: ["hessmask.operators", "hessmask.sketch", "hessmask.models", "hessmask.training", "hessmask.curvature"],
     3: ["hessmask.eigen.common", "hessmask.eigen.orthogonal", "hessmask.eigen.exact",
         "hessmask.eigen.seigh", "hessmask.eigen.aposteriori", "hessmask.eigen.eigsh", "hessmask.eigen.krylov"],
     4: ["hessmask.eigen.stores", "hessmask.eigen.seigh_store", "hessmask.eigen.krylov_store", "hessmask.metrics",
         "hessmask.dof.bases", "hessmask.dof.training", "hessmask.dof.analysis",
-        "hessmask.dof.quadratic", "hessmask.plots", "hessmask.plots.common", "hessmask.plots.synthetic",
-        "hessmask.plots.experiment", "hessmask.plots.dof"],
+        "hessmask.dof.experiment", "hessmask.dof.quadratic", "hessmask.plots", "hessmask.plots.common", "hessmask.plots.synthetic",
+        "hessmask.plots.experiment", "hessmask.plots.dof", "hessmask.claims"],
     5: ["hessmask.jobs"],
 }
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}

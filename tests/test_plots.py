@@ -146,46 +146,54 @@ def test_save_figure(tmp_path, stores):
 
 @pytest.fixture(scope="module")
 def dof_store():
-    import xarray as xr
+    from dof_stores import full_store, lottery_store, start_store
+    from hessmask.dof import SUBSPACES, dof_dataset
 
-    from hessmask.dof import SubspaceResult, dof_dataset, results_dataset
-
-    chunks = []
-    for i, method in enumerate(["random_affine", "hessian_topd", "mask_topd"]):
-        for t in ([0] if method == "random_affine" else [0, 20, 40]):
-            for d in (5, 50, 500):
-                acc = min(0.95, 0.2 + 0.1 * i + 0.12 * np.log(d) + t / 400)
-                results = [SubspaceResult(1.0, acc + r / 100, 1.1, acc - 0.02, np.linspace(2, 1, 4), np.zeros(1))
-                           for r in range(3)]
-                chunks.append(results_dataset(results, range(3), {"subspace": [method], "start_step": [t], "d": [d]}))
-    full = xr.concat([results_dataset([SubspaceResult(0.1, 0.97, 0.2, 0.94, np.zeros(4), np.zeros(1))], [0], {})],
-                     dim=xr.DataArray([0.05], dims="lr", name="lr"))
-    return dof_dataset(chunks, full, 7030, [round(0.1 + 0.05 * i, 2) for i in range(19)], delta=0.1,
-                       main_steps={"random_affine": 0, "hessian_topd": 20, "mask_topd": 20}, sweep_levels=[0.6, 0.7])
+    dims = (5, 50, 500)
+    start = []
+    for t in (0, 20, 40):
+        for run in range(3):
+            values = {s: {d: min(0.95, 0.2 + 0.1 * i + 0.12 * np.log(d) + t / 400 + run / 100) for d in dims}
+                      for i, s in enumerate(("burn_in", "hessian_topd", "mask_topd"))}
+            start.append(start_store(t, run, values, 0.1 + t / 100 + run / 50, dims=dims,
+                                     refined={"burn_in": [(16, 0.62)], "hessian_topd": [(158, 0.9)]}))
+    lottery = [lottery_store(s, range(3), {d: 0.3 + 0.1 * np.log10(d) for d in dims}, dims)
+               for s in ("lottery_subspace", "lottery_ticket")]
+    main = {"random_affine": 0, "burn_in": 20, "lottery_subspace": 0, "lottery_ticket": 0, "hessian_topd": 20,
+            "mask_topd": 20}
+    return dof_dataset(start, lottery, full_store(), 7030, [round(0.1 + 0.05 * i, 2) for i in range(19)], 0.1,
+                       main_steps=main, subspaces=list(SUBSPACES), sweep_levels=[0.6, 0.7], success="best")
 
 
 def test_dof_figures(dof_store):
     fig = plots.dof_success(dof_store, "success")
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
-    assert [ax.get_title() for ax in panels] == ["random affine (t = 0)", "top-d Hessian eigenspace",
-                                                 "top-d magnitude mask"]
+    assert [ax.get_title() for ax in panels][:2] == ["random affine (t = 0), t = 0", "burn-in affine, t = 20"]
     assert all(ax.get_xlabel() == "training dimension d" for ax in panels)
-    assert any("full space" in t.get_text() for t in panels[0].get_legend().get_texts())
+    texts = [t.get_text() for t in panels[0].get_legend().get_texts()]
+    assert any("full space" in t for t in texts) and any(t.startswith("offset w_t, d = 0") for t in texts)
     fig = plots.dof_threshold(dof_store)
     assert [ax.get_xlabel() for ax in fig.axes] == ["threshold training dimension d*"] * 2
-    assert len(fig.axes[0].get_legend().get_texts()) == 4  # three methods + full space
+    assert len(fig.axes[0].get_legend().get_texts()) == 7  # six subspaces + full space
     fig = plots.dof_compression(dof_store)
-    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_xlabel() == "compression ratio D / d"
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_xlabel().startswith("compression ratio D / d")
+    assert len(fig.axes[0].collections) >= 12  # a band and an offset diamond per subspace
 
 
-def test_dof_start_step_figure(dof_store, tmp_path):
+def test_dof_start_step_figures(dof_store, tmp_path):
     fig = plots.dof_start_step(dof_store, "sweep")
-    assert [ax.get_title() for ax in fig.axes] == ["train accuracy >= 0.6", "train accuracy >= 0.7"]
-    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
-    assert labels == ["random affine (t = 0): d*", "top-d Hessian eigenspace", "top-d magnitude mask"]
-    assert fig.axes[0].get_ylabel().startswith("threshold dimension d*")
-    assert [len(line.get_xdata()) for line in fig.axes[0].get_lines()[1:]] == [3, 3]  # t = 0, 20, 40
+    assert len(fig.axes) == 3  # the offsets, then one panel per level
+    assert fig.axes[0].get_ylabel().startswith("train accuracy")
+    assert [ax.get_title().split(" (")[0] for ax in fig.axes[1:]] == ["train accuracy >= 0.6", "train accuracy >= 0.7"]
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == [f"{name}: median d*" for name in
+                      ("burn-in affine", "top-d Hessian eigenspace", "top-d magnitude mask")]
+    assert [tick.get_text() for tick in fig.axes[-1].get_xticklabels()] == ["0", "20", "40"]
     plots.save_figure(fig, tmp_path / "start_step")
+    fig = plots.dof_start_step_success(dof_store)
+    assert len(fig.axes) == 2 * 3 and fig.axes[0].get_title() == "t = 0"
+    assert len(fig.axes[0].collections) == 3  # a Wilson band per subspace
+    plots.save_figure(fig, tmp_path / "start_step_success")
 
 
 def test_quadratic_well_figure():

@@ -95,8 +95,9 @@ def test_later_record_step_trains_only_new_segment(synthetic_run, tmp_path):
     assert jobs["train_segment"] == 1  # 6 -> 10 replaces 6 -> 8; earlier segments are reused
     assert "synthetic_chunk" not in jobs
     # of the subspace jobs only the lottery subspace (its trajectory is the whole training) reruns;
-    # the ticket's step (dof.ticket_step: 6) and every start step are unchanged
-    assert jobs["dof_chunk"] == 3 and jobs["dof_trajectory"] == 1
+    # the ticket's step (dof.ticket_step: 6), every start step and the runs' own trainings are unchanged
+    assert jobs["dof_lottery"] == 1 and jobs["dof_trajectory"] == 1
+    assert "dof_start" not in jobs and "dof_run_checkpoints" not in jobs and "dof_reference" not in jobs
 
 
 def test_synthetic_end_to_end(synthetic_run):
@@ -214,14 +215,26 @@ def test_degrees_of_freedom_end_to_end(synthetic_run):
     assert trajectory.attrs["final_gap"] == 0.0  # the replay is bitwise the experiment's training
     quad = open_dataset(synthetic_run / "results" / "dof" / "quadratic_well.zarr")
     assert quad["success_probability"].dims == ("spectrum", "radius", "eps", "d")
-    # the start-step sweep: burn_in, hessian_topd and mask_topd at t = 0, 3, 6; the others at their own step
+    # the start-step experiment: burn_in, hessian_topd and mask_topd at t = 0, 3, 6, each run from its own w_t
     assert list(ds["start_step"].values) == [0, 3, 6] and ds.attrs["full_lr"] in (0.05, 0.01)
-    ran = ds["sweep_ran"].to_pandas()
-    assert ran.loc[["burn_in", "hessian_topd", "mask_topd"]].all().all() and ran.loc["random_affine"].sum() == 1
-    assert ds["sweep_run_threshold_dimension"].dims == ("subspace", "start_step", "run", "split", "sweep_level")
+    assert list(ds["sweep_subspace"].values) == ["burn_in", "hessian_topd", "mask_topd"]
+    assert ds["sweep_ran"].all() and ds.attrs["success"] == "best"
+    assert ds["sweep_run_threshold"].dims == ("sweep_subspace", "start_step", "run", "sweep_level")
+    offsets = ds["sweep_offset_train_accuracy"]
+    assert not np.array_equal(offsets.sel(run=0).values, offsets.sel(run=1).values)  # own initialization
+    # random_affine is burn_in from each run's own w_0
+    np.testing.assert_array_equal(ds["train_accuracy"].sel(subspace="random_affine").values,
+                                  ds["sweep_train_accuracy"].sel(sweep_subspace="burn_in", start_step=0).values.T)
+    lo, hi = ds["sweep_run_threshold_lower"].values, ds["sweep_run_threshold"].values
+    assert np.all((hi[np.isfinite(hi)] >= lo[np.isfinite(hi)]))
+    # run 0 is the experiment's own training: its Hessian solve is measured against the exact store
+    accuracy = ds["hessian_eigenspace_accuracy"]
+    assert float(accuracy.sel(run=0).min()) > 0.99999 and np.isnan(accuracy.sel(run=1)).all()
+    assert float(ds["hessian_residual"].max()) < 1e-6  # dof.hessian.method exact in CI
+    assert set(ds["pair"].values) == {"hessian_topd vs burn_in", "mask_topd vs burn_in", "hessian_topd vs mask_topd"}
     full = open_dataset(synthetic_run / "results" / "ci_mlp" / "dof" / "full.zarr")
     assert list(full["lr"].values) == [0.05, 0.01]  # each learning rate of dof.full_lr is run
-    for name in ("success", "threshold_dimension", "compression", "start_step"):
+    for name in ("success", "threshold_dimension", "compression", "start_step", "start_step_success"):
         assert (synthetic_run / "results" / "figures" / "dof" / "ci_mlp" / f"{name}.pdf").stat().st_size > 0
     assert (synthetic_run / "results" / "figures" / "dof" / "quadratic_well.png").stat().st_size > 0
 
@@ -229,8 +242,9 @@ def test_degrees_of_freedom_end_to_end(synthetic_run):
 def test_new_dimension_schedules_only_its_subspace_jobs(synthetic_run, tmp_path):
     jobs = dry_run_jobs(synthetic_run, "--configfile", CI,
                         overlay(tmp_path, "experiments:\n  ci_mlp:\n    dof: {dims: [2, 4, 6, 8]}\n"))
-    # one per (method, start step): 3 swept methods x 3 t + 3 others; the trajectory already holds max(dims)
-    assert jobs.pop("dof_chunk") == 12
+    # every (t, run) job and both lottery jobs; the trajectory already holds max(dims), the runs'
+    # own trainings and the full-space reference do not depend on d
+    assert jobs.pop("dof_start") == 6 and jobs.pop("dof_lottery") == 2
     assert set(jobs) == {"dof_aggregate", "dof_figures", "all"}
 
 
@@ -242,9 +256,9 @@ def overlay(tmp_path, text):
 
 def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
     """With one shard, SEIGH runs as one eigen_sketch job and block Krylov as one eigen_krylov job,
-    and with dof.dims_per_job null one dof_chunk job trains every d (one process start-up per job
-    instead of many); their stores are bitwise those of the sharded and per-d jobs (CI: 2 shards
-    each, one job per d) that built the finished run."""
+    and with dof.runs_per_job null one dof_start job trains every run of a start step (one process
+    start-up instead of one per run); their stores are bitwise those of the sharded and per-run jobs
+    (CI: 2 shards each, one job per run) that built the finished run."""
     import shutil
 
     import numpy as np
@@ -254,25 +268,25 @@ def test_one_job_rules_give_the_sharded_stores(synthetic_run, tmp_path):
     shutil.copytree(synthetic_run, work, symlinks=True)
     one_job = overlay(tmp_path, "experiments:\n  ci_mlp:\n    eigen:\n      methods:\n"
                                 "        seigh: {shards: 1}\n        block_krylov: {shards: 1}\n"
-                                "    dof: {dims_per_job: null}\n")
+                                "    dof: {runs_per_job: null}\n")
     seigh = "results/ci_mlp/eigen/seigh/test/step=6.zarr"
     krylov = "results/ci_mlp/eigen/block_krylov/train/step=3.zarr"
-    chunks = "results/ci_mlp/dof/chunks/burn_in/t=3"  # per-run w_0 (dof.init: per_run), once per run
-    grouped = f"{chunks}/d=2_4_8/chunk=0.zarr"
-    args = ("--configfile", CI, one_job, "--forcerun", seigh, krylov, "--", seigh, krylov, grouped)
+    start = "results/ci_mlp/dof/start/t=3"
+    args = ("--configfile", CI, one_job, "--forcerun", seigh, krylov, "--", seigh, krylov, f"{start}/chunk=0.zarr")
     jobs = dry_run_jobs(work, *args)
-    assert jobs == {"eigen_store": 2, "dof_chunk": 1}, jobs  # no part jobs: each store in one job
+    assert jobs == {"eigen_store": 2, "dof_start": 1}, jobs  # no part jobs: each store in one job
     snakemake(work, "--cores", "2", *args)
     for store in (seigh, krylov):
         before, after = open_dataset(synthetic_run / store), open_dataset(work / store)
         for name in ("eigenvalues", "eigenvectors", "residual_norm"):
             assert np.array_equal(before[name].values, after[name].values), (store, name)
     assert not [p for p in (work / krylov).parent.iterdir() if p.name.startswith(".")]  # no scratch left
-    per_d = xr.concat([open_dataset(synthetic_run / chunks / f"d={d}" / "chunk=0.zarr") for d in (2, 4, 8)], "d")
-    together = open_dataset(work / grouped)
-    assert list(together["d"].values) == [2, 4, 8]
-    for name in ("train_accuracy", "test_loss", "batch_loss"):
-        assert np.array_equal(per_d[name].values, together[name].values), name
+    per_run = xr.concat([open_dataset(synthetic_run / start / f"chunk={c}.zarr") for c in (0, 1)], "run",
+                        join="outer", data_vars="minimal", coords="minimal", compat="override")
+    together = open_dataset(work / start / "chunk=0.zarr")
+    assert list(together["run"].values) == [0, 1]
+    for name in ("best_train_accuracy", "test_loss", "batch_loss", "refined_d", "hessian_eigenvalues"):
+        assert np.array_equal(per_run[name].values, together[name].values, equal_nan=True), name
 
 
 def test_solver_change_reruns_eigen_not_training(synthetic_run, tmp_path):

@@ -86,8 +86,7 @@ def key_path(path: Any) -> str:
 def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
     """The config schema, with the lists that the library owns filled in: the subspace kinds of
     ``experiments.<name>.dof.subspaces`` (allowed values and default) are
-    :data:`hessmask.dof.methods.SUBSPACES`, the eigen methods ``dof.hessian_method`` may read are
-    :data:`hessmask.eigen.methods.NAMES`, and the test matrices of
+    :data:`hessmask.dof.methods.SUBSPACES`, and the test matrices of
     ``experiments.<name>.eigen.methods.seigh.kind`` are :data:`hessmask.eigen.methods.KINDS`.
 
     Raises:
@@ -103,7 +102,6 @@ def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
     subspaces = experiment["dof"]["properties"]["subspaces"]
     subspaces["items"]["enum"] = list(SUBSPACES)
     subspaces["default"] = list(SUBSPACES)
-    experiment["dof"]["properties"]["hessian_method"]["enum"] = list(eigen_methods.NAMES)
     blocks = experiment["eigen"]["properties"]["methods"]["properties"]
     if set(blocks) != set(eigen_methods.NAMES):
         raise ConfigError(f"{path}: eigen.methods has blocks for {sorted(blocks)}, the registry "
@@ -122,6 +120,14 @@ MOVED_KEYS = {
     ("eigen", "sketch"): "eigen.methods.seigh (the same keys)",
     ("eigen", "block_krylov"): "eigen.methods.block_krylov (the same keys)",
     ("dof", "methods"): "dof.subspaces (the same values)",
+    ("dof", "hessian_method"): "dof.hessian.method (block_krylov or exact: each run solves its own Hessian)",
+    ("dof", "hessian_split"): "dof.hessian.split",
+}
+#: keys that were removed, with what replaced them: a config that still uses one stops with the reason
+REMOVED_KEYS = {
+    ("dof", "init"): "every run now has its own initialization and SGD trajectory (run 0: the experiment's own), "
+                     "as seed 004's success probability is over w_0 too",
+    ("dof", "dims_per_job"): "every d of a run is trained in one vectorized pass (dof.vectorize)",
 }
 #: renamed keys of the top-level ``synthetic`` section (the mask fraction is rho everywhere)
 MOVED_SYNTHETIC_KEYS = {"figure_ratios": "synthetic.figure_rho"}
@@ -138,6 +144,9 @@ def reject_moved_keys(config: Mapping[str, Any]) -> None:
             if isinstance(exp.get(section), Mapping) and key in exp[section]:
                 lines.append(f"config key 'experiments.{name}.{section}.{key}' was renamed: write it as "
                              f"'experiments.{name}.{new}'")
+        for (section, key), why in REMOVED_KEYS.items():
+            if isinstance(exp.get(section), Mapping) and key in exp[section]:
+                lines.append(f"config key 'experiments.{name}.{section}.{key}' was removed ({why}): delete it")
     synthetic = config.get("synthetic")
     if isinstance(synthetic, Mapping):
         for key, new in MOVED_SYNTHETIC_KEYS.items():
@@ -421,13 +430,10 @@ def dof_levels(dof: Mapping[str, Any]) -> list[float]:
     return [round(0.1 + 0.01 * i, 2) for i in range(91)] if levels is None else sorted(levels)
 
 
-def dof_hessian_k(exp: Mapping[str, Any]) -> int:
-    """Eigenvectors the eigen store hessian_topd reads holds."""
-    return eigen_specs(exp)[exp["dof"]["hessian_method"]].pairs()
-
-
 def check_dof(name: str, exp: Mapping[str, Any]) -> None:
     """The degrees-of-freedom grid fits the experiment: steps exist, d fits every basis."""
+    from hessmask.dof.methods import start_steps
+
     key = f"experiments.{name}.dof"
     dof = exp["dof"]
     dims, dim = dof["dims"], MODEL_DIMS[exp["model"]]
@@ -441,6 +447,8 @@ def check_dof(name: str, exp: Mapping[str, Any]) -> None:
             if value is not None and value not in steps:
                 raise ConfigError(f"config key '{key}.{field}': {value} is not a checkpoint step "
                                   f"(record steps, 0 or train.steps: {steps})")
+    if max(start_steps(dof)) > exp["train"]["steps"]:
+        raise ConfigError(f"config key '{key}.start_steps': beyond train.steps = {exp['train']['steps']}")
     subspaces = dof["subspaces"]
     if "lottery_subspace" in subspaces:
         available = -(-exp["train"]["steps"] // dof["trajectory_every"])
@@ -448,19 +456,23 @@ def check_dof(name: str, exp: Mapping[str, Any]) -> None:
             raise ConfigError(f"config key '{key}.dims': lottery_subspace at d = {dims[-1]} needs {dims[-1]} "
                               f"trajectory directions, but train.steps / trajectory_every gives {available}")
     if "hessian_topd" in subspaces:
-        split, method, start = dof["hessian_split"], dof["hessian_method"], dof["start_step"]
-        if exp["hessian"][f"{split}_samples"] == 0:
-            raise ConfigError(f"config key '{key}.hessian_split': the {split} Hessian subset is empty "
-                              f"(experiments.{name}.hessian.{split}_samples = 0)")
-        solved = method_steps(exp, method)
-        for field, values in (("start_step", [start]), ("start_steps", dof["start_steps"])):
-            for t in values:
-                if t not in solved:
-                    raise ConfigError(f"config key '{key}.{field}': hessian_topd needs the {method} eigen store "
-                                      f"at step {t}, solved only at {solved}")
-        if dims[-1] > dof_hessian_k(exp):
-            raise ConfigError(f"config key '{key}.dims': hessian_topd at d = {dims[-1]} needs that many "
-                              f"eigenvectors; the {method} store holds {dof_hessian_k(exp)}")
+        hessian = dof["hessian"]
+        if exp["hessian"][f"{hessian['split']}_samples"] == 0:
+            raise ConfigError(f"config key '{key}.hessian.split': the {hessian['split']} Hessian subset is empty "
+                              f"(experiments.{name}.hessian.{hessian['split']}_samples = 0)")
+        budget = hessian["budget"] or 2 * dims[-1]
+        if hessian["method"] == "block_krylov" and budget < dims[-1]:
+            raise ConfigError(f"config key '{key}.hessian.budget': {budget} products cannot give the "
+                              f"{dims[-1]} eigenvectors hessian_topd needs at d = {dims[-1]}")
+        if hessian["method"] == "block_krylov" and budget // hessian["passes"] < 1:
+            raise ConfigError(f"config key '{key}.hessian.passes': {hessian['passes']} passes for {budget} products "
+                              "leave an empty block")
+        if hessian["method"] == "block_krylov" and budget // hessian["passes"] > dim:
+            raise ConfigError(f"config key '{key}.hessian.passes': blocks of {budget // hessian['passes']} columns "
+                              f"exceed D = {dim}; raise passes")
+        if hessian["method"] == "exact" and dim > 20000:
+            raise ConfigError(f"config key '{key}.hessian.method': exact needs a dense D x D matrix, D = {dim}; "
+                              "use block_krylov")
 
 
 def check_dof_quadratic(quad: Mapping[str, Any]) -> None:

@@ -73,6 +73,9 @@ DOF_FIGURES: dict[str, Figure] = {
                           title="Accuracy vs compression ratio ({experiment})"),
     "start_step": Figure("Threshold dimension vs start step", "dof_start_step.rst", "dof_start_step", ("dof",),
                          title="Threshold dimension d* against the start step t ({experiment})"),
+    "start_step_success": Figure("Success vs d at each start step", "dof_start_step_success.rst",
+                                 "dof_start_step_success", ("dof",),
+                                 title="Start-step experiment: success probability with 95 % intervals ({experiment})"),
 }
 
 #: the synthetic baselines' figures, one per modality (seed 000 Figs. 2, 3, 5-8)

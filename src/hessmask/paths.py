@@ -71,9 +71,22 @@ class Layout:
 
     # ------------------------------------------------------------------ degrees of freedom
 
-    def dof_chunk(self, experiment: object, subspace: object, t: object, d: object, chunk: object) -> str:
-        """One subspace job's store: (subspace, start step t, d values, chunk of runs)."""
-        return self.path(experiment, "dof", "chunks", subspace, f"t={t}", f"d={d}", f"chunk={chunk}.zarr")
+    def dof_start(self, experiment: object, t: object, chunk: object) -> str:
+        """One start-step job's store: (start step t, chunk of runs)."""
+        return self.path(experiment, "dof", "start", f"t={t}", f"chunk={chunk}.zarr")
+
+    def dof_lottery(self, experiment: object, subspace: object) -> str:
+        """One lottery subspace's store (every run)."""
+        return self.path(experiment, "dof", "lottery", f"{subspace}.zarr")
+
+    def dof_runs(self, experiment: object) -> str:
+        """The folder of the runs' own trainings: ``run=<r>/step=<t>.pt`` (runs >= 1)."""
+        return self.path(experiment, "dof", "runs")
+
+    @staticmethod
+    def dof_run_checkpoint(folder: object, run: object, step: object) -> str:
+        """Run ``run``'s checkpoint at ``step`` inside the folder of :meth:`dof_runs`."""
+        return str(Path(str(folder), f"run={run}", f"step={step}.pt"))
 
     def dof_store(self, experiment: object, name: str) -> str:
         """A dof store of an experiment: the trajectory or the full-space reference."""

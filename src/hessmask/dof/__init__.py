@@ -38,7 +38,7 @@ import importlib
 from typing import Any
 
 #: the modules of the package, searched in order for a public name
-_MODULES = ("methods", "bases", "training", "analysis", "quadratic")
+_MODULES = ("methods", "refine", "bases", "training", "experiment", "analysis", "quadratic")
 
 
 def __getattr__(name: str) -> Any:

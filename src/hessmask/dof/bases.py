@@ -1,24 +1,28 @@
 """The subspaces of the degrees-of-freedom study: bases A (implicit D x d matrices) and offsets w_t.
 
-:func:`build_subspace` gives the (offset, basis) of each subspace kind at dimension d for one run,
-from the ``Sources`` a job reads (w_t, w_0, w_r, w_T, the trajectory's directions, the Hessian's
-eigenvectors). Dense bases (random, trajectory, eigenvectors) hold their columns; coordinate bases
-(masks, tickets) hold indices and never build a matrix.
+:func:`families` gives each subspace kind of one run as a nested :class:`Family` (offset, basis
+up to the largest d), from the ``Sources`` a job reads (w_t, w_r, the lottery ticket's magnitudes,
+the trajectory's directions, the Hessian's eigenvectors). Dense bases (random, trajectory,
+eigenvectors) hold their columns; coordinate bases (masks, tickets) hold indices, by descending
+magnitude, and never build a matrix.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from hessmask.dof.methods import SUBSPACES, check_size
-from hessmask.masks import magnitude_mask
+from hessmask.masks import magnitude_mask, magnitude_order
 from hessmask.seeds import step_seed
 from hessmask.training import Data, TrainSettings, train_segment
+
+if TYPE_CHECKING:
+    from hessmask.training import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,10 @@ class Basis:
         raise NotImplementedError
 
     def to(self, device: str | torch.device) -> "Basis":
+        raise NotImplementedError
+
+    def prefix(self, d: int) -> "Basis":
+        """The basis of the first d columns (the nested subspace of dimension d)."""
         raise NotImplementedError
 
     def matrix(self) -> torch.Tensor:
@@ -59,6 +67,10 @@ class DenseBasis(Basis):
 
     def to(self, device: str | torch.device) -> "DenseBasis":
         return DenseBasis(self.columns.to(device))
+
+    def prefix(self, d: int) -> "DenseBasis":
+        check_size(self.size, d, "d (basis columns)")
+        return self if d == self.size else DenseBasis(self.columns[:, :d].contiguous())
 
 
 class _HostMatVec(torch.autograd.Function):
@@ -106,6 +118,10 @@ class CoordinateBasis(Basis):
     def to(self, device: str | torch.device) -> "CoordinateBasis":
         return CoordinateBasis(self.indices.to(device), self.dim)
 
+    def prefix(self, d: int) -> "CoordinateBasis":
+        check_size(self.size, d, "d (basis coordinates)")
+        return self if d == self.size else CoordinateBasis(self.indices[:d], self.dim)
+
 
 def gaussian_basis(dim: int, d: int, seed: int) -> DenseBasis:
     """i.i.d. N(0, 1) columns normalized to unit length (seed 004, Appendix A.4).
@@ -140,21 +156,57 @@ def eigenvector_basis(eigenvectors: np.ndarray, d: int) -> DenseBasis:
     return DenseBasis(torch.from_numpy(np.ascontiguousarray(vectors[:, :d], dtype=np.float32)))
 
 
-def mask_basis(theta: np.ndarray, d: int) -> CoordinateBasis:
-    """The coordinates of the d largest |theta_i|."""
-    return CoordinateBasis(torch.from_numpy(magnitude_mask(theta, d)), int(np.asarray(theta).size))
+@dataclass(frozen=True)
+class MaskRule:
+    """How a magnitude mask is chosen (the experiment's ``masks`` section): the tie rule and its
+    seed, and the (D,) boolean of parameters no mask may hold (``masks.exclude``; None: none)."""
+
+    ties: str = "lowest_index"
+    seed: int = 0
+    excluded: np.ndarray | None = None
+
+
+def mask_basis(theta: np.ndarray, d: int, rule: MaskRule = MaskRule()) -> CoordinateBasis:
+    """The coordinates of the d largest |theta_i| by descending magnitude (so that the first d' < d
+    are the mask at d'), ties and exclusions as ``rule`` says (``hessmask.masks.magnitude_order``)."""
+    theta = np.asarray(theta).ravel()
+    magnitude_mask(theta, d, rule.ties, rule.seed, rule.excluded)  # the size check, naming the eligible count
+    order = magnitude_order(theta, rule.ties, rule.seed, rule.excluded)[:d]
+    return CoordinateBasis(torch.from_numpy(np.ascontiguousarray(order)), int(theta.size))
+
+
+@dataclass(frozen=True)
+class Family:
+    """Nested subspaces of one kind at one offset: the subspace of dimension d is the offset plus the
+    span of the first d columns of ``basis`` (random and trajectory columns are nested by
+    construction, eigenvectors by |lambda|, mask coordinates by descending magnitude).
+
+    ``pruned``: the lottery ticket, whose offset at d keeps only its first d coordinates (the others
+    are pruned to 0)."""
+
+    subspace: str
+    offset: np.ndarray = field(repr=False)
+    basis: Basis = field(repr=False)
+    pruned: bool = False
+
+    def offset_at(self, d: int) -> np.ndarray:
+        if not self.pruned:
+            return self.offset
+        keep = self.basis.prefix(d).indices.cpu().numpy()
+        offset = np.zeros_like(self.offset)
+        offset[keep] = self.offset[keep]
+        return offset
 
 
 @dataclass
 class Sources:
-    """What the subspaces are built from (all float32 of length D unless noted)."""
+    """What the subspaces of one run are built from (float32 (D,) vectors unless noted)."""
 
-    start: np.ndarray  # w_t: burn-in, hessian_topd and mask_topd offset
-    init: np.ndarray  # w_0: random_affine offset
-    rewind: np.ndarray  # w_r: lottery offsets
-    final: np.ndarray | None = None  # w_T: lottery_ticket mask
+    start: np.ndarray  # w_t of the run: the offset of burn_in, hessian_topd, mask_topd (random_affine at t = 0)
+    rewind: np.ndarray | None = None  # w_r: the lottery offsets
+    final: np.ndarray | None = None  # the checkpoint whose magnitudes choose the lottery ticket
     trajectory: np.ndarray | None = None  # (D, m) principal directions of the trajectory
-    eigenvectors: np.ndarray | None = None  # (D, k) Hessian eigenvectors at step t
+    eigenvectors: np.ndarray | None = None  # (D, k) Hessian eigenvectors at w_t, by descending |lambda|
 
 
 def run_seeds(seed: int, run: int) -> tuple[int, int]:
@@ -163,24 +215,19 @@ def run_seeds(seed: int, run: int) -> tuple[int, int]:
 
 
 def run_init_seed(seed: int, run: int) -> int:
-    """Seed of run ``run``'s own initialization and burn-in data order (``dof.init: per_run``)."""
+    """Seed of run ``run``'s own initialization and SGD data order (runs >= 1; run 0 is the experiment's)."""
     return step_seed(seed, run, 5)
 
 
-def run_initialization(run: int, seed: int, model_name: str, num_classes: int, train: TrainSettings,
-                       data: Data, step: int) -> np.ndarray:
-    """w_t of one run under ``dof.init: per_run``: a fresh w_0, then ``step`` SGD steps.
+def run_checkpoints(run: int, seed: int, model_name: str, num_classes: int, train: TrainSettings, data: Data,
+                    steps: list[int]) -> dict[int, "Checkpoint"]:
+    """The checkpoints of run ``run``'s own training at each of ``steps``: a fresh w_0 and the
+    experiment's SGD (learning rate, batch size, ...) with its seed replaced by
+    ``run_init_seed(seed, run)`` (initialization and data order), trained segment by segment
+    (bitwise one uninterrupted training).
 
-    Args:
-        run: the run index r.
-        seed: ``dof.seed``; w_0 and the burn-in batches are drawn from ``run_init_seed(seed, run)``.
-        model_name, num_classes: the experiment's network.
-        train: the experiment's SGD settings (learning rate, batch size, ...); only its seed is replaced.
-        data: the experiment's data.
-        step: t, the burn-in steps (0: w_0 itself).
-    Returns:
-        float32 (D,) parameter vector.
-    Implements docs/science.md, section "Degrees of freedom" (burn-in affine subspaces, seed 004 section 2).
+    Implements docs/science.md, section "Degrees of freedom" (each run its own initialization and
+    trajectory, seed 004 section 2: the success probability is over the subspace and w_0).
     """
     from dataclasses import replace
 
@@ -188,50 +235,41 @@ def run_initialization(run: int, seed: int, model_name: str, num_classes: int, t
 
     settings = replace(train, seed=run_init_seed(seed, run))
     checkpoint = initial_checkpoint(model_name, num_classes, settings)
-    if step:
-        checkpoint, _ = train_segment(checkpoint, data, step, settings, progress=False)
-    return checkpoint.parameters()
+    found = {}
+    for step in sorted(steps):
+        if step > checkpoint.step:
+            checkpoint, _ = train_segment(checkpoint, data, step, settings, progress=False)
+        found[step] = checkpoint
+    return found
 
 
-def run_initializer(dof: Mapping[str, Any], exp: Mapping[str, Any], train: Mapping[str, Any], data: Data,
-                    step: int) -> Callable[[int], np.ndarray]:
-    """run -> :func:`run_initialization` of that run with the experiment's network and SGD settings
-    (``experiments.<name>``, its ``train`` section) and ``dof.seed``: the offsets of ``dof.init: per_run``."""
-    from functools import partial
-
-    from hessmask.config import experiment_classes
-
-    return partial(run_initialization, seed=dof["seed"], model_name=exp["model"], num_classes=experiment_classes(exp),
-                   train=TrainSettings.from_config(train), data=data, step=step)
-
-
-def build_subspace(subspace: str, d: int, run: int, sources: Sources, seed: int) -> tuple[np.ndarray, Basis]:
-    """(offset, basis) of one subspace at training dimension d for run ``run``."""
+def families(subspaces: list[str], d_max: int, run: int, sources: Sources, seed: int,
+             rule: MaskRule = MaskRule()) -> list[Family]:
+    """The nested families of run ``run`` up to dimension ``d_max``: one per subspace kind, with the
+    run's Gaussian basis (the same for random_affine and burn_in), data order and masks by ``rule``."""
     dim = sources.start.size
-    check_size(dim, d)
+    check_size(dim, d_max)
     _, basis_seed = run_seeds(seed, run)
-    if subspace == "random_affine":
-        return sources.init, gaussian_basis(dim, d, basis_seed)
-    if subspace == "burn_in":
-        return sources.start, gaussian_basis(dim, d, basis_seed)
-    if subspace == "lottery_subspace":
-        if sources.trajectory is None or sources.trajectory.shape[1] < d:
+    out = []
+    for subspace in subspaces:
+        if subspace in ("random_affine", "burn_in"):
+            out.append(Family(subspace, sources.start, gaussian_basis(dim, d_max, basis_seed)))
+        elif subspace == "lottery_subspace":
             have = 0 if sources.trajectory is None else sources.trajectory.shape[1]
-            raise ValueError(f"lottery_subspace at d = {d} needs {d} trajectory directions, have {have}")
-        return sources.rewind, DenseBasis(
-            torch.from_numpy(np.ascontiguousarray(sources.trajectory[:, :d], dtype=np.float32)))
-    if subspace == "lottery_ticket":
-        if sources.final is None:
-            raise ValueError("lottery_ticket needs the parameters after full training")
-        basis = mask_basis(sources.final, d)
-        offset = np.zeros_like(sources.rewind)
-        keep = basis.indices.numpy()
-        offset[keep] = sources.rewind[keep]
-        return offset, basis
-    if subspace == "hessian_topd":
-        if sources.eigenvectors is None:
-            raise ValueError("hessian_topd needs the Hessian eigenvectors at the start step")
-        return sources.start, eigenvector_basis(sources.eigenvectors, d)
-    if subspace == "mask_topd":
-        return sources.start, mask_basis(sources.start, d)
-    raise ValueError(f"unknown subspace {subspace!r} (known: {', '.join(SUBSPACES)})")
+            if have < d_max:
+                raise ValueError(f"lottery_subspace at d = {d_max} needs {d_max} trajectory directions, have {have}")
+            columns = np.ascontiguousarray(sources.trajectory[:, :d_max], dtype=np.float32)
+            out.append(Family(subspace, sources.rewind, DenseBasis(torch.from_numpy(columns))))
+        elif subspace == "lottery_ticket":
+            if sources.final is None or sources.rewind is None:
+                raise ValueError("lottery_ticket needs the rewind point and the parameters whose magnitudes choose it")
+            out.append(Family(subspace, sources.rewind, mask_basis(sources.final, d_max, rule), pruned=True))
+        elif subspace == "hessian_topd":
+            if sources.eigenvectors is None:
+                raise ValueError("hessian_topd needs the Hessian eigenvectors at the start step")
+            out.append(Family(subspace, sources.start, eigenvector_basis(sources.eigenvectors, d_max)))
+        elif subspace == "mask_topd":
+            out.append(Family(subspace, sources.start, mask_basis(sources.start, d_max, rule)))
+        else:
+            raise ValueError(f"unknown subspace {subspace!r} (known: {', '.join(SUBSPACES)})")
+    return out

@@ -29,6 +29,7 @@ from hessmask.plots.common import (  # noqa: F401, E402 (the package's public na
 from hessmask.plots.dof import (  # noqa: F401, E402
     dof_compression,
     dof_start_step,
+    dof_start_step_success,
     dof_success,
     dof_threshold,
     quadratic_well,

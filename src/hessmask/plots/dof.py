@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
 import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
 import seaborn as sns
 import xarray as xr
 
 from hessmask.dof.methods import LABELS as SUBSPACE_LABELS
-from hessmask.dof.methods import START_STEP_SUBSPACES, SUBSPACES
+from hessmask.dof.methods import SUBSPACES
 from hessmask.plots.common import edges, panel_grid
 
 DOF_COLORS = dict(zip(SUBSPACES, sns.color_palette("colorblind", len(SUBSPACES))))
@@ -25,6 +23,23 @@ def _full_accuracy(ax, ds: xr.Dataset, split: str, orientation: str = "h") -> No
     value = float(ds[f"full_{split}_accuracy"].mean())
     (ax.axhline if orientation == "h" else ax.axvline)(value, color="0.3", ls="--", lw=1,
                                                        label=f"full space ({value:.2f})")
+
+
+def _offset_line(ax, ds: xr.Dataset, subspace: str, split: str, color, label: bool = True) -> None:
+    """The offset's own accuracy (d = 0, mean over runs) as a dotted line: where training starts."""
+    name = f"offset_{split}_accuracy"
+    if name not in ds:
+        return
+    value = float(ds[name].sel({"subspace": subspace}).mean())
+    ax.axhline(value, color=color, ls=":", lw=1.2, label=f"offset w_t, d = 0 ({value:.2f})" if label else None)
+
+
+def _rule(ds: xr.Dataset) -> str:
+    return str(ds.attrs.get("success", "final"))
+
+
+def _rule_field(ds: xr.Dataset, split: str) -> str:
+    return f"best_{split}_accuracy" if _rule(ds) == "best" and f"best_{split}_accuracy" in ds else f"{split}_accuracy"
 
 
 def dof_success(ds: xr.Dataset, title: str = "", split: str = "train") -> plt.Figure:
@@ -45,11 +60,12 @@ def dof_success(ds: xr.Dataset, title: str = "", split: str = "train") -> plt.Fi
         ax.step(pos, levels[ok], where="mid", color=DOF_COLORS.get(subspace, "C0"), lw=2,
                 label=f"d* (1 - delta = {1 - float(ds.attrs.get('delta', 0.1)):.2f})")
         _full_accuracy(ax, ds, split)
+        _offset_line(ax, ds, subspace, split, "C3")
         ax.set_xticks(np.arange(d.size))
         ax.set_xticklabels([str(v) for v in d], rotation=45, fontsize=7)
         ax.set_xlabel("training dimension d")
-        ax.set_ylabel(f"{split} accuracy level")
-        ax.set_title(_dof_label(subspace))
+        ax.set_ylabel(f"{split} accuracy level ({_rule(ds)} over training)")
+        ax.set_title(f"{_dof_label(subspace)}, t = {int(ds['offset_step'].sel({'subspace': subspace}))}")
         ax.set_ylim(levels.min(), levels.max())
         ax.legend(fontsize=6, loc="lower right")
     if mesh is not None:
@@ -84,66 +100,150 @@ def dof_threshold(ds: xr.Dataset, title: str = "") -> plt.Figure:
         ax.plot(dstar.values[ok], dstar["level"].values[ok], marker=".", ms=3, color=color,
                 label=_dof_label(subspace))
         ax.set_xlim(ds["d"].values.min() / 1.5, ds["d"].values.max() * 1.5)
-        ax.set_title(f"{split} accuracy")
+        ax.set_title(f"{split} accuracy ({_rule(ds)} over training)")
 
     return _dof_split_panels(ds, draw, "threshold training dimension d*", "{split} accuracy level",
                              title or "Threshold training dimension", "lower right")
 
 
 def dof_compression(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """Mean accuracy (min-max band over runs) vs compression ratio D/d (seed 004 Fig. 6)."""
+    """Mean accuracy (min-max band over runs) vs compression ratio D/d (seed 004 Fig. 6), the
+    success rule's accuracy; the offsets' own accuracy (d = 0, infinite compression) as hollow
+    diamonds right of the axis' last ratio."""
     x = ds["compression"].values
+    edge = float(x.max()) * 2.5  # where d = 0 is drawn
 
     def draw(ax, split, subspace, color):
-        acc = ds[f"{split}_accuracy"].sel({"subspace": subspace})
+        acc = ds[_rule_field(ds, split)].sel({"subspace": subspace})
         ax.plot(x, acc.mean("run"), marker="o", ms=3, color=color, label=_dof_label(subspace))
         ax.fill_between(x, acc.min("run"), acc.max("run"), color=color, alpha=0.2, lw=0)
-        ax.set_title(f"{split} accuracy after {ds.sizes['adam_step']} Adam steps")
+        name = f"offset_{split}_accuracy"
+        if name in ds:
+            ax.scatter([edge], [float(ds[name].sel({"subspace": subspace}).mean())], marker="D", s=30,
+                       facecolors="none", edgecolors=color, zorder=3)
+        ax.set_title(f"{split} accuracy ({_rule(ds)} over {ds.sizes['adam_step']} Adam steps); "
+                     "diamonds: offset, d = 0", fontsize=9)
 
-    return _dof_split_panels(ds, draw, "compression ratio D / d", "{split} accuracy",
-                             title or "Accuracy vs compression ratio", "lower left")
+    fig = _dof_split_panels(ds, draw, "compression ratio D / d (diamonds: d = 0)", "{split} accuracy",
+                            title or "Accuracy vs compression ratio", "lower left")
+    return fig
+
+
+def _step_positions(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    steps = ds["start_step"].values
+    return np.arange(steps.size, dtype=np.float64), [str(int(t)) for t in steps]
 
 
 def dof_start_step(ds: xr.Dataset, title: str = "") -> plt.Figure:
-    """d* against the start step t, one panel per sweep level (train accuracy): one line per
-    start-step subspace (burn_in, hessian_topd, mask_topd) with the min-max band of the per-run d*,
-    and random_affine (t = 0 by definition) as a horizontal reference."""
-    if "sweep_threshold_dimension" not in ds:
-        raise ValueError("the dof store has no start-step sweep (dof.sweep_levels)")
+    """The start-step experiment: top, each run's offset accuracy at every t against the levels;
+    below, one panel per level, every run's d* bracket (lower end to d*, a vertical tick) and the
+    median over runs (line), per subspace; a run whose offset already has the level is a hollow
+    triangle at the bottom edge (d = 0), one that never reaches it within the grid a triangle at the
+    top edge; pairs whose 95 % intervals separate are named above the start step."""
+    if "sweep_run_threshold" not in ds:
+        raise ValueError("the dof store has no start-step experiment (dof.start_steps, dof.sweep_levels)")
     levels = ds["sweep_level"].values
-    fig, axes = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.6), squeeze=False, sharey=True,
-                             layout="constrained")
-    steps = ds["start_step"].values
-    for ax, level in zip(axes[0], levels):
-        dstar = ds["sweep_threshold_dimension"].sel(split="train", sweep_level=level)
-        runs = ds["sweep_run_threshold_dimension"].sel(split="train", sweep_level=level)
-        for subspace in map(str, ds["subspace"].values):
-            line, spread = dstar.sel({"subspace": subspace}).values, runs.sel({"subspace": subspace})
-            color, label = DOF_COLORS.get(subspace), _dof_label(subspace)
-            if subspace == "random_affine" and np.isfinite(line).any():
-                ax.axhline(np.nanmax(line), color=color, ls="--", lw=1, label=f"{label}: d*")
-            if subspace not in START_STEP_SUBSPACES:  # the lottery subspaces' t is the rewind step
-                continue
-            ran = ds["sweep_ran"].sel({"subspace": subspace}).values
-            t = steps[ran]
-            ax.plot(t, line[ran], marker="o", ms=4, color=color, label=label)
-            ax.fill_between(t, spread.min("run").values[ran], spread.max("run").values[ran], color=color,
-                            alpha=0.15, lw=0)
+    subspaces = [str(s) for s in ds["sweep_subspace"].values]
+    x, labels = _step_positions(ds)
+    fig, axes = plt.subplots(1 + len(levels), 1, figsize=(7.5, 2.2 + 2.9 * len(levels)), sharex=True,
+                             layout="constrained", gridspec_kw={"height_ratios": [0.8] + [1.0] * len(levels)})
+    top = axes[0]
+    offsets = ds["sweep_offset_train_accuracy"]
+    for r in ds["run"].values:
+        top.plot(x, offsets.sel(run=r), marker="o", ms=3, lw=0.8, color="0.35", alpha=0.7,
+                 label="each run's offset w_t (d = 0)" if r == ds["run"].values[0] else None)
+    for level in levels:
+        top.axhline(level, color="C3", ls="--", lw=0.8)
+    top.set_ylabel("train accuracy\nof w_t")
+    top.set_title("Offsets: a level at or below a run's offset is reached at d = 0 (dashed: the levels)", fontsize=9)
+    top.legend(fontsize=7, loc="upper left")
+    d_grid = ds["d"].values.astype(np.float64)
+    bottom, ceiling = d_grid.min() / 3, d_grid.max() * 3
+    shift = dict(zip(subspaces, np.linspace(-0.2, 0.2, len(subspaces))))
+    for ax, level in zip(axes[1:], levels):
+        hi = ds["sweep_run_threshold"].sel(sweep_level=level)
+        lo = ds["sweep_run_threshold_lower"].sel(sweep_level=level)
+        for subspace in subspaces:
+            color, dx = DOF_COLORS.get(subspace), shift[subspace]
+            ran = ds["sweep_ran"].sel(sweep_subspace=subspace).values
+            h, lw = hi.sel(sweep_subspace=subspace).values, lo.sel(sweep_subspace=subspace).values  # (t, run)
+            for j in np.flatnonzero(ran):
+                for r in range(h.shape[1]):
+                    xs = x[j] + dx + 0.025 * (r - (h.shape[1] - 1) / 2)
+                    if h[j, r] == 0:
+                        ax.scatter([xs], [bottom], marker="v", s=18, facecolors="none", edgecolors=color)
+                    elif np.isnan(h[j, r]):
+                        ax.scatter([xs], [ceiling], marker="^", s=18, color=color)
+                    else:
+                        ax.plot([xs, xs], [max(lw[j, r], bottom), h[j, r]], color=color, lw=1.2, alpha=0.7)
+                        ax.scatter([xs], [h[j, r]], s=8, color=color)
+            median = ds["sweep_median_threshold"].sel(sweep_subspace=subspace, sweep_level=level).values
+            shown = np.where(median == 0, bottom, median)
+            ax.plot(x[ran] + dx, shown[ran], marker="s", ms=5, lw=1.5, color=color,
+                    label=f"{_dof_label(subspace)}: median d*")
+        if "sweep_separated" in ds:
+            for j in range(x.size):
+                names = [str(p).replace("hessian_topd", "H").replace("burn_in", "B").replace("mask_topd", "M")
+                         .replace(" vs ", "|") for p in ds["pair"].values
+                         if bool(ds["sweep_separated"].sel(pair=p, sweep_level=level).values[j])]
+                ax.text(x[j], ceiling * 1.8, ", ".join(names) if names else "n.s.", ha="center", fontsize=7,
+                        color="0.2")
         ax.set_yscale("log")
-        ax.set_xscale("symlog", linthresh=max(1, int(steps[steps > 0].min()) if (steps > 0).any() else 1))
-        ax.set_xticks(steps, [str(int(t)) for t in steps])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xlabel("start step t (SGD steps before subspace training)")
-        ax.set_title(f"train accuracy >= {level:g}")
-        ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("threshold dimension d* (lower = easier)")
-    axes[0, -1].legend(fontsize=7, loc="best")
+        ax.set_ylim(bottom / 1.5, ceiling * 3.5)
+        ax.axhline(d_grid.max(), color="0.6", lw=0.6, ls=":")
+        ax.set_ylabel("d* (lower = easier)")
+        ax.set_title(f"train accuracy >= {level:g} ({_rule(ds)} over training); top: pairs separated at 95 % "
+                     "(H: Hessian, B: burn-in, M: mask)", fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    axes[1].legend(fontsize=7, loc="lower left")
+    axes[-1].set_xticks(x, labels)
+    axes[-1].set_xlabel("start step t (SGD steps of each run before subspace training)")
     delta = ds.attrs.get("delta", "")
     fig.suptitle(title or "Threshold dimension against the start step")
-    fig.text(0.01, -0.02, f"line: d* (success probability >= 1 - delta, delta = {delta}); band: per-run d*, "
-             "min-max over runs; missing points: the level was not reached at any d; a point at the smallest d "
-             f"({int(ds['d'].values.min())}) is an upper bound (the offset w_t may already reach the level)",
-             fontsize=7)
+    fig.text(0.01, -0.03, f"Each run: its own w_0 and trajectory to t, paired across subspaces. Vertical ticks: the "
+             "bracket (last d below, first d at the level) after bisection; hollow down-triangles: the offset "
+             f"already has the level (d* = 0); up-triangles: not reached up to d = {int(d_grid.max())}. delta = "
+             f"{delta}.", fontsize=7, wrap=True)
+    return fig
+
+
+def dof_start_step_success(ds: xr.Dataset, title: str = "") -> plt.Figure:
+    """Success probability against d on the grid at every start step (columns) and level (rows), one
+    line per subspace with its 95 % Wilson band: where the bands do not overlap, the runs separate
+    the subspaces; where they do, these runs cannot."""
+    if "sweep_success" not in ds:
+        raise ValueError("the dof store has no start-step experiment (dof.start_steps, dof.sweep_levels)")
+    levels, steps = ds["sweep_level"].values, ds["start_step"].values
+    subspaces = [str(s) for s in ds["sweep_subspace"].values]
+    fig, axes = plt.subplots(len(levels), steps.size, figsize=(2.6 * steps.size + 0.6, 2.3 * len(levels) + 0.6),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    d = ds["d"].values
+    runs = ds.sizes["run"]
+    for i, level in enumerate(levels):
+        for j, t in enumerate(steps):
+            ax = axes[i, j]
+            for subspace in subspaces:
+                cell = {"sweep_subspace": subspace, "sweep_level": level, "start_step": t}
+                if not bool(ds["sweep_ran"].sel(sweep_subspace=subspace, start_step=t)):
+                    continue
+                color = DOF_COLORS.get(subspace)
+                ax.plot(d, ds["sweep_success"].sel(cell), marker="o", ms=3, color=color, label=_dof_label(subspace))
+                ax.fill_between(d, ds["sweep_success_low"].sel(cell), ds["sweep_success_high"].sel(cell),
+                                color=color, alpha=0.15, lw=0)
+            reached = ds["sweep_offset_reached"].sel(start_step=t, sweep_level=level).values
+            if reached.any():
+                ax.text(0.03, 0.9, f"offset >= level in {int(reached.sum())}/{runs} runs", transform=ax.transAxes,
+                        fontsize=6, color="C3")
+            ax.set_xscale("log")
+            ax.set_ylim(-0.03, 1.03)
+            if i == 0:
+                ax.set_title(f"t = {int(t)}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"P_s(acc >= {level:g})")
+            if i == len(levels) - 1:
+                ax.set_xlabel("d")
+    axes[0, 0].legend(fontsize=6, loc="center left")
+    fig.suptitle(title or f"Success probability with 95 % Wilson intervals ({runs} paired runs)")
     return fig
 
 
