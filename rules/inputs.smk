@@ -219,7 +219,11 @@ def dof_start_inputs(wildcards):
     if 0 in runs:
         inputs["start"] = LAYOUT.checkpoint(name, t)
         split = settings["hessian"]["split"]
-        if "hessian_topd" in start_subspaces(settings, t) and t in method_steps(exp, "exact") and split in hessian_splits(exp):
+        if (
+            "hessian_topd" in start_subspaces(settings, t)
+            and t in method_steps(exp, "exact")
+            and split in hessian_splits(exp)
+        ):
             inputs["exact"] = LAYOUT.eigen_store(name, "exact", split, t)
     if any(r > 0 for r in runs):
         inputs["runs"] = LAYOUT.dof_runs(name)
@@ -231,7 +235,9 @@ def dof_lottery_inputs(wildcards):
     name, exp = wildcards.experiment, experiment(wildcards)
     inputs = {"data": prepared_dataset(wildcards)}
     for role, (kind, *spec) in lottery_inputs(wildcards.subspace, dof(wildcards), exp["train"]["steps"]).items():
-        inputs[role] = LAYOUT.checkpoint(name, spec[0]) if kind == "checkpoint" else LAYOUT.dof_store(name, "trajectory")
+        inputs[role] = (
+            LAYOUT.checkpoint(name, spec[0]) if kind == "checkpoint" else LAYOUT.dof_store(name, "trajectory")
+        )
     return inputs
 
 

@@ -24,8 +24,8 @@ LAYERS = {
         "hessmask.eigen.seigh", "hessmask.eigen.aposteriori", "hessmask.eigen.eigsh", "hessmask.eigen.krylov"],
     4: ["hessmask.eigen.stores", "hessmask.eigen.seigh_store", "hessmask.eigen.krylov_store", "hessmask.metrics",
         "hessmask.dof.bases", "hessmask.dof.training", "hessmask.dof.analysis",
-        "hessmask.dof.experiment", "hessmask.dof.quadratic", "hessmask.plots", "hessmask.plots.common", "hessmask.plots.synthetic",
-        "hessmask.plots.experiment", "hessmask.plots.dof", "hessmask.claims"],
+        "hessmask.dof.experiment", "hessmask.dof.quadratic", "hessmask.plots", "hessmask.plots.common",
+        "hessmask.plots.synthetic", "hessmask.plots.experiment", "hessmask.plots.dof", "hessmask.claims"],
     5: ["hessmask.jobs"],
 }
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}
