@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run report verify test test-fast bench bench-memory lint dry-run clean
+.PHONY: install run report verify claims test test-fast bench bench-memory lint dry-run clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ report: install
 
 verify: install
 	$(BIN)/python -m hessmask.store verify results data
+
+claims: install
+	$(BIN)/python -m hessmask.claims claims.yaml --results results
 
 dry-run: install
 	$(BIN)/snakemake -n
