@@ -261,8 +261,32 @@ def test_quadratic_well_threshold_is_read_on_every_d():
     np.testing.assert_array_equal(coarse["threshold_dimension"].values, full["threshold_dimension"].values)
     dstar = coarse["threshold_dimension"].values
     assert not set(dstar[np.isfinite(dstar)].astype(int)) <= {1, 10, 40}  # the grid does not decide d*
-    np.testing.assert_allclose(coarse["threshold_gap"], coarse["threshold_dimension"] - coarse["threshold_bound"])
+    informative = ~coarse["trivial"]
+    np.testing.assert_allclose(coarse["threshold_gap"].where(informative),
+                               (coarse["threshold_dimension"] - coarse["threshold_bound"]).where(informative))
     assert coarse.attrs["max_gap"] == pytest.approx(float(np.nanmax(coarse["threshold_gap"])))
+
+
+def test_quadratic_well_marks_where_the_initialization_is_already_in_the_sublevel_set():
+    """L(w0) = R^2 w^T diag(lambda) w / 2 for the run's unit direction; where eps >= L(w0) in 1 - delta
+    of the runs, d* = 0 (no training dimension at all) and the bound is not tested (gap NaN)."""
+    quad = {"dim": 30, "spectra": [{"name": "bulk", "kind": "bulk", "low": 1e-2, "high": 1.0}],
+            "radii": [1.0, 3.0], "dims": None, "eps": {"low": 1e-3, "high": 10.0, "num": 9},
+            "runs": 5, "delta": 0.1, "seed": 3}
+    ds = S.quadratic_well_dataset(quad)
+    lam = ds["eigenvalues"].sel(spectrum="bulk").values
+    rng = np.random.default_rng([3, 0])  # run 0's direction, as simulate_quadratic_well draws it
+    direction = rng.standard_normal(30)
+    direction /= np.linalg.norm(direction)
+    assert float(ds["initial_loss"].sel(spectrum="bulk", radius=3.0, run=0)) == pytest.approx(
+        0.5 * 9.0 * float(np.sum(lam * direction ** 2)))
+    trivial = ds["trivial"].sel(spectrum="bulk")
+    largest = ds["initial_loss"].sel(spectrum="bulk").max("run")  # all 5 runs: ceil(0.9 * 5) = 5
+    np.testing.assert_array_equal(trivial.values, (ds["eps"] >= largest).transpose("radius", "eps").values)
+    assert trivial.sel(eps=10.0).all() and not trivial.sel(eps=1e-3).any()
+    assert (ds["threshold_dimension"].where(ds["trivial"]).fillna(0) == 0).all()
+    assert ds["threshold_gap"].where(ds["trivial"]).isnull().all()
+    assert np.isfinite(ds["threshold_gap"].where(~ds["trivial"])).any()
 
 
 def test_first_crossing_and_bisection_by_hand():

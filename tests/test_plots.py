@@ -205,8 +205,17 @@ def test_quadratic_well_figure():
             "runs": 3, "delta": 0.1, "seed": 0}
     fig = plots.quadratic_well(quadratic_well_dataset(quad))
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert titles[:4] == ["bimodal spectrum", "R = 1", "R = 3", "d*: simulated (solid), bound (dashed)"]
+    assert titles[:3] == ["bimodal spectrum", "R = 1", "R = 3"]
+    assert titles[3].startswith("d*: simulated (solid), bound (dashed)")
     assert len(fig.axes) == 2 * 4 + 1  # panels and the colorbar
+    # eps up to 1.0 reaches L(w0) at R = 1: that regime is hatched, and no simulated d* is drawn in it
+    ds = quadratic_well_dataset(quad)
+    trivial = ds["trivial"].sel(spectrum="bimodal", radius=1.0).values
+    assert trivial.any() and not trivial.all()
+    panel = fig.axes[1]
+    assert any(patch.get_hatch() == "//" for patch in panel.patches)
+    drawn = panel.lines[0].get_xdata()
+    assert np.isnan(np.asarray(drawn, dtype=float)[trivial]).all()
 
 
 def _line_figure(scale):

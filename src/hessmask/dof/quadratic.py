@@ -42,8 +42,9 @@ def quadratic_min_loss(eigenvalues: np.ndarray, w0: np.ndarray, columns: np.ndar
 
 
 def simulate_quadratic_well(eigenvalues: np.ndarray, radii: Sequence[float], dims: Sequence[int],
-                            runs: int, seed: int) -> np.ndarray:
-    """Minimum loss over random affine subspaces: array (R, run, d).
+                            runs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum loss over random affine subspaces, array (R, run, d), and the loss L(w0) of each
+    initialization, array (R, run).
 
     Run r draws one uniformly random direction for w0 (scaled to each R) and one Gaussian basis,
     nested in d; the minimum is exact (:func:`quadratic_min_loss`), so success at eps means the
@@ -54,6 +55,8 @@ def simulate_quadratic_well(eigenvalues: np.ndarray, radii: Sequence[float], dim
     for d in dims:
         check_size(dim, int(d))
     out = np.empty((len(radii), runs, len(dims)))
+    initial = np.empty((len(radii), runs))
+    lam = np.asarray(eigenvalues, dtype=np.float64)
     for run in range(runs):
         rng = np.random.default_rng([seed, run])
         direction = rng.standard_normal(dim)
@@ -61,7 +64,8 @@ def simulate_quadratic_well(eigenvalues: np.ndarray, radii: Sequence[float], dim
         columns = rng.standard_normal((dim, int(dims.max())))
         for i, radius in enumerate(radii):
             out[i, run] = quadratic_min_loss(eigenvalues, radius * direction, columns)[dims - 1]
-    return out
+            initial[i, run] = 0.5 * radius ** 2 * float(np.sum(lam * direction ** 2))
+    return out, initial
 
 
 def angular_dimension_bound(eigenvalues: np.ndarray, eps: Any, radius: float) -> np.ndarray:
@@ -90,8 +94,10 @@ def quadratic_well_dataset(quad: Mapping[str, Any]) -> xr.Dataset:
     eps = np.geomspace(quad["eps"]["low"], quad["eps"]["high"], quad["eps"]["num"])
     names = [s["name"] for s in quad["spectra"]]
     spectra = np.stack([quadratic_spectrum(s["kind"], dim, s["low"], s["high"]) for s in quad["spectra"]])
-    losses = np.stack([simulate_quadratic_well(lam, quad["radii"], full, quad["runs"], quad["seed"] + i)
-                       for i, lam in enumerate(spectra)])
+    simulated = [simulate_quadratic_well(lam, quad["radii"], full, quad["runs"], quad["seed"] + i)
+                 for i, lam in enumerate(spectra)]
+    losses = np.stack([m for m, _ in simulated])
+    initial = np.stack([w for _, w in simulated])
     bound = np.stack([[threshold_bound(lam, eps, r) for r in quad["radii"]] for lam in spectra])
     coords = {"spectrum": names, "spectrum_index": np.arange(dim), "radius": list(quad["radii"]),
               "run": np.arange(quad["runs"]), "eps": eps}
@@ -107,9 +113,13 @@ def quadratic_well_dataset(quad: Mapping[str, Any]) -> xr.Dataset:
         },
         coords=coords,
     )
+    ds["initial_loss"] = (("spectrum", "radius", "run"), initial)
     ds["success_probability"] = success_full.sel(d=dims)
-    ds["threshold_dimension"] = threshold_dimension(success_full, quad["delta"])
-    ds["threshold_gap"] = ds["threshold_dimension"] - ds["threshold_bound"]
+    # eps >= L(w0) for enough runs: w0 is already in S(eps), d* = 0 and the bound is not tested
+    trivial = (ds["initial_loss"] <= eps_axis).mean("run") >= 1 - quad["delta"] - 1e-12
+    ds["trivial"] = trivial.transpose("spectrum", "radius", "eps")
+    ds["threshold_dimension"] = threshold_dimension(success_full, quad["delta"]).where(~ds["trivial"], 0.0)
+    ds["threshold_gap"] = (ds["threshold_dimension"] - ds["threshold_bound"]).where(~ds["trivial"])
     ds["eigenvalues"].attrs.update(long_name="Hessian eigenvalues lambda_i of the well", units="loss / parameter^2")
     ds["min_loss"].attrs.update(long_name="exact minimum of w^T H w / 2 over w0 + span(A_d)", units="loss")
     ds["threshold_bound"].attrs.update(long_name="D - sum r_i^2 / (R^2 + r_i^2), r_i^2 = 2 eps / lambda_i (Eq. 3.4)",
@@ -117,9 +127,13 @@ def quadratic_well_dataset(quad: Mapping[str, Any]) -> xr.Dataset:
     ds["success_probability"].attrs.update(long_name="fraction of runs with min_loss <= eps", units="1")
     ds["threshold_dimension"].attrs.update(
         long_name=f"simulated d*(eps) on every d = 1..D: smallest d with success >= 1 - delta (delta = "
-                  f"{quad['delta']})", units="1")
+                  f"{quad['delta']}); 0 where trivial", units="1")
     ds["threshold_gap"].attrs.update(
-        long_name="simulated d* minus the Eq. 3.4 bound (positive: the bound is exceeded)", units="1")
+        long_name="simulated d* minus the Eq. 3.4 bound (positive: the bound is exceeded; NaN where trivial)",
+        units="1")
+    ds["initial_loss"].attrs.update(long_name="L(w0) = w0^T H w0 / 2 of each run's initialization", units="loss")
+    ds["trivial"].attrs.update(
+        long_name="eps >= L(w0) in at least 1 - delta of the runs: w0 is already in S(eps), d* = 0", units="1")
     gap = ds["threshold_gap"].values
     ds.attrs.update(D=dim, delta=quad["delta"],
                     max_gap=float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan"),

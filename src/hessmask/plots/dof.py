@@ -249,7 +249,8 @@ def dof_start_step_success(ds: xr.Dataset, title: str = "") -> plt.Figure:
 
 def quadratic_well(ds: xr.Dataset) -> plt.Figure:
     """Seed 004 Fig. 5: per spectrum, the eigenvalues, the success probability over (d, eps) for
-    each R with simulated d* (solid) and the Eq. 3.4 bound (dashed), and all d* together."""
+    each R with simulated d* (solid) and the Eq. 3.4 bound (dashed), and all d* together; the
+    trivial regime eps >= L(w0), where d* = 0, is hatched and the simulated d* not drawn there."""
     spectra, radii = list(ds["spectrum"].values), list(ds["radius"].values)
     ncols = len(radii) + 2
     fig, axes = plt.subplots(len(spectra), ncols, figsize=(3.4 * ncols, 3.2 * len(spectra)), squeeze=False,
@@ -273,10 +274,20 @@ def quadratic_well(ds: xr.Dataset) -> plt.Figure:
                                  rasterized=True)  # 50 x D cells: an image inside the PDF
             sim = ds["threshold_dimension"].sel(spectrum=spectrum, radius=radius).values
             bound = ds["threshold_bound"].sel(spectrum=spectrum, radius=radius).values
+            informative = ~ds["trivial"].sel(spectrum=spectrum, radius=radius).values if "trivial" in ds else None
             for target in (ax, summary):
-                target.step(sim, np.log10(eps), where="mid", color=color, lw=2, label=f"simulated d*, R = {radius:g}")
+                shown = sim if informative is None else np.where(informative, sim, np.nan)
+                target.step(shown, np.log10(eps), where="mid", color=color, lw=2,
+                            label=f"simulated d*, R = {radius:g}")
                 target.plot(bound, np.log10(eps), color=color, lw=1.5, ls="--",
                             label=f"bound (Eq. 3.4), R = {radius:g}")
+            if informative is not None and not informative.all():
+                start = float(np.log10(eps[~informative].min()))
+                ax.axhspan(start, np.log10(eps).max(), facecolor="none", edgecolor="tab:red", hatch="//", lw=0,
+                           alpha=0.5, label="eps >= L(w0): d* = 0")
+                ax.axhline(start, color="tab:red", lw=0.8, ls=":")
+                summary.axhline(start, color=color, lw=0.8, ls=":")
+                ax.legend(fontsize=6, loc="lower left")
             ax.set_xlim(0, dim)
             ax.set_title(f"R = {radius:g}")
             ax.set_xlabel("training dimension d")
@@ -285,7 +296,7 @@ def quadratic_well(ds: xr.Dataset) -> plt.Figure:
         summary.set_ylim(np.log10(eps).min(), np.log10(eps).max())
         summary.set_xlabel("threshold training dimension d*")
         summary.set_ylabel("log10 eps")
-        summary.set_title("d*: simulated (solid), bound (dashed)")
+        summary.set_title("d*: simulated (solid), bound (dashed);\ndotted: eps = L(w0), d* = 0 above", fontsize=9)
         summary.legend(fontsize=6, loc="upper right")
     if mesh is not None:
         fig.colorbar(mesh, ax=axes[:, 1:-1].ravel().tolist(), shrink=0.7, label="success probability P_s")
