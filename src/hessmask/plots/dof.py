@@ -8,10 +8,12 @@ import seaborn as sns
 import xarray as xr
 
 from hessmask.dof.methods import LABELS as SUBSPACE_LABELS
-from hessmask.dof.methods import SUBSPACES
 from hessmask.plots.common import edges, panel_grid
 
-DOF_COLORS = dict(zip(SUBSPACES, sns.color_palette("colorblind", len(SUBSPACES))))
+_PALETTE = sns.color_palette("colorblind", 10)
+#: one colour per subspace kind, the three start-step subspaces far apart (blue, vermillion, purple)
+DOF_COLORS = {"random_affine": (0.45, 0.45, 0.45), "burn_in": _PALETTE[0], "lottery_subspace": _PALETTE[2],
+              "lottery_ticket": _PALETTE[1], "hessian_topd": _PALETTE[3], "mask_topd": _PALETTE[4]}
 
 
 def _dof_label(subspace: str) -> str:
